@@ -1,0 +1,57 @@
+// Shell quoting of the release commands: hostile strings reach the script as data, never code.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { hostScriptCommand } from "../../components/hostScript";
+
+const HOSTILE = [
+  "$(touch /tmp/touchdeploy-pwned)",
+  "`touch /tmp/touchdeploy-pwned`",
+  "a; touch /tmp/touchdeploy-pwned",
+  "line1\nline2",
+  "--upload-pack=touch /tmp/touchdeploy-pwned",
+  "-rf",
+  "it's",
+  'say "hi"',
+  "back\\slash",
+  "*",
+  "~root",
+  "${HOME}",
+  "a|b&c>d<e",
+  "",
+];
+
+/** Runs the command line with a stand-in for the script that prints its arguments, one per line, NUL-separated. */
+function argsSeenByScript(commandLine: string): string[] {
+  const printArgs = 'for a in "$@"; do printf "%s\\0" "$a"; done\n';
+  const out = execFileSync("/bin/sh", ["-c", commandLine], { input: printArgs }).toString();
+  return out.split("\0").slice(0, -1);
+}
+
+describe("hostScriptCommand", () => {
+  it("GIVEN options THEN it is `bash -s -- SUBCOMMAND --name value...` in order, empty ones left out", () => {
+    assert.equal(
+      hostScriptCommand("prepare", {
+        root: "/srv/a",
+        repo: "/r",
+        commit: "c".repeat(40),
+        subdir: "",
+        keep: 5,
+        x: undefined,
+      }),
+      `bash -s -- prepare --root /srv/a --repo /r --commit ${"c".repeat(40)} --keep 5`,
+    );
+  });
+  for (const value of HOSTILE.filter((v) => v !== "")) {
+    it(`GIVEN ${JSON.stringify(value)} THEN the script receives it verbatim as one argument`, () => {
+      const line = hostScriptCommand("deploy", { root: value, repo: value });
+      assert.deepEqual(argsSeenByScript(line), ["deploy", "--root", value, "--repo", value]);
+    });
+  }
+  it("GIVEN every hostile string THEN nothing was executed", () => {
+    for (const value of HOSTILE) {
+      argsSeenByScript(hostScriptCommand("activate", { commit: value }));
+    }
+    assert.throws(() => execFileSync("test", ["-e", "/tmp/touchdeploy-pwned"]));
+  });
+});
