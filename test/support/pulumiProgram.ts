@@ -94,13 +94,18 @@ function fullKey(key: string): string {
   return key.includes(":") ? key : `touchdeploy:${key}`;
 }
 
+/** The image id the mocks report for an image reference (deterministic). */
+export function mockImageId(ref: string): string {
+  return `sha256:${createHash("sha256").update(ref).digest("hex")}`;
+}
+
 /** Computed outputs the real providers would report, deterministic for a given input. */
 function defaultComputed(type: string, inputs: Record<string, unknown>) {
   switch (type) {
     case "docker:index/remoteImage:RemoteImage": {
       const ref = String(plain(inputs.name));
-      const id = createHash("sha256").update(ref).digest("hex");
-      return { imageId: `sha256:${id}`, repoDigest: `${ref.split(":")[0]}@sha256:${id}` };
+      const id = mockImageId(ref);
+      return { imageId: id, repoDigest: `${ref.split(":")[0]}@${id}` };
     }
     case "command:local:Command":
     case "command:remote:Command":
