@@ -460,17 +460,25 @@ touch_trigger() {
 
 git_cache() { git -C "$ROOT/repo.git" -c protocol.ext.allow=never "$@" 9>&-; }
 
-# Fetches from $REPO with credentials handled; git's stderr is returned redacted in FETCH_ERR.
+# Fetches from $REPO: `git_fetch sha` fetches $COMMIT, `git_fetch refs` all branches and tags,
+# forced (+) so rewritten history is fine, into refs/touchdeploy/. Credentials handled; git's
+# stderr is returned redacted in FETCH_ERR.
 git_fetch() {
-    local ssh_cmd err_file="$ROOT/.fetch-err-$$" rc=0
+    local ssh_cmd err_file="$ROOT/.fetch-err-$$" rc=0 opts=(--quiet --no-tags) refspecs
+    if [[ $1 == sha ]]; then
+        refspecs=("$COMMIT")
+    else
+        opts+=(--prune)
+        refspecs=('+refs/heads/*:refs/touchdeploy/heads/*' '+refs/tags/*:refs/touchdeploy/tags/*')
+    fi
     if [[ -n ${OPT[ssh-key]-} ]]; then
         ssh_cmd="ssh -i $(sh_quote "${OPT[ssh-key]}") -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o BatchMode=yes"
         if [[ -n ${OPT[known-hosts]-} ]]; then
             ssh_cmd+=" -o UserKnownHostsFile=$(sh_quote "${OPT[known-hosts]}")"
         fi
-        GIT_SSH_COMMAND=$ssh_cmd git_cache fetch --quiet --no-tags -- "$REPO" "$@" 2>"$err_file" || rc=$?
+        GIT_SSH_COMMAND=$ssh_cmd git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>"$err_file" || rc=$?
     else
-        git_cache fetch --quiet --no-tags -- "$REPO" "$@" 2>"$err_file" || rc=$?
+        git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>"$err_file" || rc=$?
     fi
     FETCH_ERR=$(redact_text <"$err_file" | tail -n 3 | tr '\n' ' ')
     rm -f -- "$err_file"
@@ -484,10 +492,11 @@ fetch_commit() {
     fi
     step fetch "$(short "$COMMIT") from $(redact "$REPO")"
     # By SHA first (git's protocol v2 allows it). A server that refuses unadvertised objects
-    # gets a second try with all branches and tags, forced (+) so rewritten history is fine.
-    if ! git_fetch "$COMMIT"; then
+    # gets a second try with all branches and tags.
+    if ! git_fetch sha; then
         local first_err=$FETCH_ERR
-        if ! git_fetch --prune '+refs/heads/*:refs/touchdeploy/heads/*' '+refs/tags/*:refs/touchdeploy/tags/*'; then
+        printf 'refused by SHA, fetching branches and tags ... '
+        if ! git_fetch refs; then
             die "$E_MISSING" "fetch of $(short "$COMMIT") from $(redact "$REPO") failed: ${FETCH_ERR:-$first_err}(check the URL, the network and the deploy key)"
         fi
     fi

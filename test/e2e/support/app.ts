@@ -1,0 +1,204 @@
+/**
+ * Runtime containers serving an app root, and what they serve over HTTP. Every container is
+ * named `tdtest-...`, labelled with the pid of the test process that made it, published on
+ * 127.0.0.1 only (on a port Docker picks), and removed by `remove()` or, if the test process
+ * died, by the next `sweepStaleContainers()`.
+ */
+import * as http from "node:http";
+import type Docker from "dockerode";
+import { demuxLogs, ensureDocker } from "./docker";
+import { waitFor } from "./process";
+
+/** The port uWSGI listens on inside the container (TOUCHDEPLOY_PORT). */
+export const CONTAINER_PORT = 8000;
+
+/** uWSGI logs this once per touch-reload it performs. */
+export const RELOAD_LOG_LINE = "has been touched... grace them all";
+
+const OWNER_LABEL = "touchdeploy.e2e.pid";
+
+export interface AppContainerOptions {
+  /** Image to run (a runtime image tag or id). */
+  image: string;
+  /** The app root on the host, bind-mounted read-only at /srv/app. */
+  root: string;
+  /** TOUCHDEPLOY_APP_SUBDIR, e.g. `examples/hello-wsgi`. */
+  subdir: string;
+  /** Name suffix: the container is `tdtest-<name>-<pid>`. */
+  name: string;
+  /** TOUCHDEPLOY_RELOAD_FILE (default `.reload`). */
+  reloadFile?: string;
+  /** TOUCHDEPLOY_FINGERPRINT (default: the image's, `unmanaged`). */
+  fingerprint?: string;
+}
+
+export interface AppContainer {
+  /** The container's full id; a code deploy must leave it unchanged. */
+  id: string;
+  name: string;
+  /** http://127.0.0.1:<published port> */
+  baseUrl: string;
+  /** baseUrl + /healthz: the --health-url for the host script. */
+  healthUrl: string;
+  container: Docker.Container;
+  /** The container's log so far (stdout and stderr). */
+  logs(): Promise<string>;
+  /** How many touch-reloads uWSGI has performed so far. */
+  countReloads(): Promise<number>;
+  /** Id and start time as Docker reports them now (to prove it is the same container). */
+  identity(): Promise<{ id: string; startedAt: string; restartCount: number; running: boolean }>;
+  remove(): Promise<void>;
+}
+
+/** Removes `tdtest-` containers left by test processes that no longer exist. */
+export async function sweepStaleContainers(): Promise<void> {
+  const docker = await ensureDocker();
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [OWNER_LABEL] },
+  });
+  for (const info of containers) {
+    const pid = Number(info.Labels[OWNER_LABEL]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    await docker
+      .getContainer(info.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates and starts a runtime container for an app root; see AppContainerOptions. */
+export async function startAppContainer(opts: AppContainerOptions): Promise<AppContainer> {
+  const docker = await ensureDocker();
+  await sweepStaleContainers();
+  const name = `tdtest-${opts.name}-${process.pid}`;
+  const env = [
+    `TOUCHDEPLOY_APP_SUBDIR=${opts.subdir}`,
+    ...(opts.reloadFile ? [`TOUCHDEPLOY_RELOAD_FILE=${opts.reloadFile}`] : []),
+    ...(opts.fingerprint ? [`TOUCHDEPLOY_FINGERPRINT=${opts.fingerprint}`] : []),
+  ];
+  const container = await docker.createContainer({
+    name,
+    Image: opts.image,
+    Env: env,
+    Labels: { [OWNER_LABEL]: String(process.pid) },
+    ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
+    HostConfig: {
+      Binds: [`${opts.root}:/srv/app:ro`],
+      // HostPort "" lets Docker pick a free port; we read it back below.
+      PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
+    },
+  });
+  await container.start();
+  const info = await container.inspect();
+  const hostPort = info.NetworkSettings.Ports[`${CONTAINER_PORT}/tcp`]?.[0]?.HostPort;
+  if (!hostPort) {
+    await container.remove({ force: true });
+    throw new Error(`container ${name} has no published port`);
+  }
+  const baseUrl = `http://127.0.0.1:${hostPort}`;
+  const logs = async (): Promise<string> =>
+    demuxLogs(await container.logs({ stdout: true, stderr: true, follow: false }));
+  return {
+    id: info.Id,
+    name,
+    baseUrl,
+    healthUrl: `${baseUrl}/healthz`,
+    container,
+    logs,
+    countReloads: async () => (await logs()).split(RELOAD_LOG_LINE).length - 1,
+    identity: async () => {
+      const now = await container.inspect();
+      return {
+        id: now.Id,
+        startedAt: now.State.StartedAt,
+        restartCount: now.RestartCount,
+        running: now.State.Running,
+      };
+    },
+    remove: () => container.remove({ force: true }).then(() => undefined),
+  };
+}
+
+/** One HTTP answer as a deploy sees it. status 0 = no answer (error says why). */
+export interface Served {
+  status: number;
+  /** X-Revision: the commit uWSGI serves (current/REVISION when it last (re)loaded). */
+  revision: string | undefined;
+  /** X-Touchdeploy-Fingerprint: the dependency fingerprint the container was made for. */
+  fingerprint: string | undefined;
+  body: string;
+  error?: string;
+}
+
+/** GET `url` on a new connection (uWSGI's http-socket closes each one anyway), bounded. */
+export function getServed(url: string, timeoutMs = 3000): Promise<Served> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          revision: header(res.headers["x-revision"]),
+          fingerprint: header(res.headers["x-touchdeploy-fingerprint"]),
+          body,
+        }),
+      );
+      res.on("error", (err) =>
+        resolve({
+          status: 0,
+          revision: undefined,
+          fingerprint: undefined,
+          body,
+          error: err.message,
+        }),
+      );
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (err) =>
+      resolve({
+        status: 0,
+        revision: undefined,
+        fingerprint: undefined,
+        body: "",
+        error: err.message,
+      }),
+    );
+  });
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Polls `url` until it answers 200 with X-Revision `revision`; returns that answer. */
+export async function waitForRevision(
+  url: string,
+  revision: string,
+  timeoutMs = 30_000,
+): Promise<Served> {
+  let last: Served | undefined;
+  return waitFor(
+    `${url} to serve ${revision.slice(0, 12)}`,
+    async () => {
+      last = await getServed(url);
+      return last.status === 200 && last.revision === revision ? last : undefined;
+    },
+    {
+      timeoutMs,
+      describeLast: () =>
+        last ? `HTTP ${last.status} revision ${last.revision} ${last.error ?? ""}` : "nothing",
+    },
+  );
+}

@@ -1,0 +1,100 @@
+/**
+ * Runs host/touchdeploy.sh the way the Pulumi program does: `bash -s -- <args>` with the
+ * script text on stdin, every argument shell-quoted with shell-quote's `quote`, the command
+ * string run by `/bin/sh -c` (what `@pulumi/command`'s local.Command does) or by sshd (what
+ * remote.Command does, see sshd.ts).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { quote } from "shell-quote";
+import { REPO_ROOT } from "./images";
+import { start, type RunOptions, type RunResult, type Started } from "./process";
+
+export const HOST_SCRIPT_PATH = path.join(REPO_ROOT, "host", "touchdeploy.sh");
+
+/** The script's exit codes (see the comment block at its top and host/README.md). */
+export const EXIT = {
+  ok: 0,
+  unexpected: 1,
+  badInput: 2,
+  nothingLive: 3,
+  missing: 4,
+  dependencies: 5,
+  rolledBack: 6,
+  urgent: 7,
+  lockTimeout: 8,
+} as const;
+
+/** The script text, as the program sends it on stdin. */
+export function hostScriptText(): string {
+  return fs.readFileSync(HOST_SCRIPT_PATH, "utf8");
+}
+
+/** The command string the program runs: `bash -s -- 'arg' 'arg' ...`. */
+export function hostScriptCommand(args: readonly string[]): string {
+  return `bash -s -- ${quote([...args])}`;
+}
+
+/** Starts the script locally through `/bin/sh -c` with the script on stdin. */
+export function startHostScript(
+  args: readonly string[],
+  opts: Omit<RunOptions, "input"> = {},
+): Started {
+  return start("/bin/sh", ["-c", hostScriptCommand(args)], {
+    timeoutMs: 180_000,
+    ...opts,
+    input: hostScriptText(),
+  });
+}
+
+/** Runs the script locally to completion (never throws on a non-zero exit: check `code`). */
+export function runHostScript(
+  args: readonly string[],
+  opts: Omit<RunOptions, "input" | "check"> = {},
+): Promise<RunResult> {
+  return startHostScript(args, opts).result;
+}
+
+/** The release state of an app root, to compare before and after a command. */
+export interface RootSnapshot {
+  /** Names under releases/ (including hidden temporary ones), sorted. */
+  releases: string[];
+  /** Targets of the current and previous symlinks (null when absent). */
+  current: string | null;
+  previous: string | null;
+  /** mtime of the reload trigger in ms (null when absent). */
+  triggerMtimeMs: number | null;
+}
+
+export function snapshotRoot(root: string, reloadFile = ".reload"): RootSnapshot {
+  const readLink = (name: string): string | null => {
+    try {
+      return fs.readlinkSync(path.join(root, name));
+    } catch {
+      return null;
+    }
+  };
+  let releases: string[] = [];
+  try {
+    releases = fs.readdirSync(path.join(root, "releases")).sort();
+  } catch {
+    // no releases/ yet
+  }
+  let triggerMtimeMs: number | null = null;
+  try {
+    triggerMtimeMs = fs.statSync(path.join(root, reloadFile)).mtimeMs;
+  } catch {
+    // no trigger yet
+  }
+  return { releases, current: readLink("current"), previous: readLink("previous"), triggerMtimeMs };
+}
+
+/** Lines of the script's stderr that are errors (`touchdeploy: error: ...`). */
+export function errorLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => l.startsWith("touchdeploy: error:"));
+}
+
+/** A readable account of a run, for assertion messages. */
+export function describeRun(r: RunResult): string {
+  return `exit ${r.code ?? r.signal} after ${r.durationMs} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+}
