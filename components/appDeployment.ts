@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HostConfig, RolloutConfig } from "./config";
 import { dependencyFingerprint, DependencyFile, UNMANAGED_FINGERPRINT } from "./fingerprint";
-import { HostDeployment, RuntimeImageSource } from "./hostDeployment";
+import { FetchKey, HostDeployment, RuntimeImageSource } from "./hostDeployment";
 import { rolloutBatches } from "./rollout";
 import { runtimeBuildArgs, runtimeImageName } from "./runtimeImage";
 
@@ -48,6 +48,8 @@ export interface AppDeploymentArgs {
   rollout: RolloutConfig;
   /** Text of host/touchdeploy.sh. */
   hostScript: string;
+  /** The key every host fetches with, if the repository needs one. */
+  fetchKey?: FetchKey;
 }
 
 /** What each host serves, as a stack output. */
@@ -109,6 +111,7 @@ export class AppDeployment extends pulumi.ComponentResource {
               healthTimeoutSeconds: args.healthTimeoutSeconds,
               keepReleases: args.keepReleases,
               hostScript: args.hostScript,
+              fetchKey: args.fetchKey,
               after,
             },
             { parent: this },

@@ -5,7 +5,13 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { HostTarget, isAbsoluteHostPath, parseHostKey, parseHostSpec } from "./hostSpec";
+import {
+  HostTarget,
+  isAbsoluteHostPath,
+  parseHostKey,
+  parseHostSpec,
+  parseKnownHostsLine,
+} from "./hostSpec";
 
 /** The Pulumi config namespace of this project. */
 export const NAMESPACE = "touchdeploy";
@@ -18,6 +24,16 @@ export interface ConfigKeySchema {
   default: string | number | boolean | string[];
   secret?: boolean;
 }
+
+/**
+ * github.com's SSH host keys as GitHub publishes them (api.github.com/meta; fingerprints
+ * SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU and
+ * SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM, checked with ssh-keygen -lf).
+ */
+export const GITHUB_KNOWN_HOSTS = [
+  "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+  "github.com ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
+];
 
 /** Default dependency files, relative to the app directory: what the runtime image installs. */
 export const DEFAULT_DEPENDENCY_FILES = ["requirements.txt", "Aptfile"];
@@ -153,6 +169,25 @@ export const CONFIG_SCHEMA = {
     description:
       "Files (relative to appDir) whose contents make the dependency fingerprint. A change means a container deploy.",
   },
+  deployKey: {
+    type: "string",
+    default: "none",
+    description:
+      'How hosts authenticate to a private GitHub repository: "none" (public, https), "generate" (a read-only deploy key generated and registered as code) or "provided" (touchdeploy:deployPrivateKey, registered as code).',
+  },
+  deployPrivateKey: {
+    type: "string",
+    default: "",
+    secret: true,
+    description:
+      'The deploy key\'s private half for deployKey "provided" (OpenSSH or PEM). Set it with `pulumi config set --secret`.',
+  },
+  gitKnownHosts: {
+    type: "array",
+    default: GITHUB_KNOWN_HOSTS,
+    description:
+      "known_hosts lines the hosts verify the git server with when fetching over SSH (default: github.com's published keys; set yours for GitHub Enterprise).",
+  },
 } as const satisfies Record<string, ConfigKeySchema>;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;
@@ -189,6 +224,12 @@ export type ImageConfig = { kind: "build"; baseImage: string } | { kind: "pull";
 
 export type RolloutConfig = { strategy: "parallel" } | { strategy: "rolling"; batchSize: number };
 
+/** How hosts authenticate when fetching: not at all, or with a GitHub deploy key. */
+export type DeployKeyConfig =
+  | { kind: "none" }
+  | { kind: "generate"; knownHosts: string[] }
+  | { kind: "provided"; knownHosts: string[] };
+
 /** The validated configuration of a stack. */
 export interface TouchdeployConfig {
   appName: string;
@@ -207,6 +248,7 @@ export interface TouchdeployConfig {
   keepReleases: number;
   reloadFile: string;
   dependencyFiles: string[];
+  deployKey: DeployKeyConfig;
 }
 
 /** One problem with the stack configuration. */
@@ -324,6 +366,14 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): Touchdeploy
   let repoUrl = str("repoUrl");
   const branch = str("branch");
   const commit = str("commit");
+  const deployKeyMode = str("deployKey");
+  const withDeployKey = deployKeyMode === "generate" || deployKeyMode === "provided";
+  if (!["none", "generate", "provided"].includes(deployKeyMode)) {
+    problem(
+      "deployKey",
+      `unknown mode ${show(deployKeyMode)} (use "none", "generate" or "provided")`,
+    );
+  }
   let source: SourceConfig = { kind: "url" };
   if (github && repoPath) {
     problem("repoPath", `set either touchdeploy:github or touchdeploy:repoPath, not both`);
@@ -334,7 +384,9 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): Touchdeploy
       problem("github", `${show(github)} must be OWNER/NAME, e.g. "acme/shop"`);
     } else {
       source = { kind: "github", owner: m[1], repository: m[2] };
-      repoUrl ||= `https://github.com/${m[1]}/${m[2]}.git`;
+      repoUrl ||= withDeployKey
+        ? `git@github.com:${m[1]}/${m[2]}.git`
+        : `https://github.com/${m[1]}/${m[2]}.git`;
     }
   } else if (repoPath) {
     const absolute = path.resolve(context.projectDir, repoPath);
@@ -359,6 +411,22 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): Touchdeploy
       problem(
         "repoUrl",
         "must not contain credentials (they would end up in command lines, logs and state); use a deploy key",
+      );
+    }
+  }
+  if (withDeployKey) {
+    if (source.kind !== "github") {
+      problem(
+        "deployKey",
+        `${show(deployKeyMode)} needs touchdeploy:github (deploy keys are GitHub's)`,
+      );
+    } else if (repoUrl && !/^(ssh:\/\/|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)/.test(repoUrl)) {
+      problem("repoUrl", `${show(repoUrl)} is not an SSH URL, so the deploy key would not be used`);
+    }
+    if (deployKeyMode === "provided" && !raw.deployPrivateKey) {
+      problem(
+        "deployPrivateKey",
+        'required for deployKey "provided": pulumi config set --secret touchdeploy:deployPrivateKey < deploy_key',
       );
     }
   }
@@ -515,6 +583,23 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): Touchdeploy
     problem("dependencyFiles", `lists a file twice: ${show(dependencyFiles)}`);
   }
 
+  const knownHosts: string[] = [];
+  (list("gitKnownHosts") ?? []).forEach((line, i) => {
+    const parsed = parseKnownHostsLine(line);
+    if (parsed.ok) {
+      knownHosts.push(parsed.value);
+    } else {
+      parsed.problems.forEach((m) => problem(`gitKnownHosts[${i}]`, `${show(line)}: ${m}`));
+    }
+  });
+  if (withDeployKey && knownHosts.length === 0) {
+    problem("gitKnownHosts", "must list the git server's host keys: fetching verifies them");
+  }
+  const deployKey: DeployKeyConfig =
+    deployKeyMode === "generate" || deployKeyMode === "provided"
+      ? { kind: deployKeyMode, knownHosts }
+      : { kind: "none" };
+
   if (problems.length > 0) {
     throw new ConfigError(problems);
   }
@@ -533,8 +618,12 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): Touchdeploy
     keepReleases,
     reloadFile,
     dependencyFiles,
+    deployKey,
   };
 }
+
+/** Keys whose values are secrets: parseConfig only learns whether they are set. */
+const SECRET_KEYS = new Set(["sshPrivateKey", "deployPrivateKey"]);
 
 /** The validated config plus the secrets, which never leave Pulumi's secret Outputs. */
 export interface LoadedConfig {
@@ -543,6 +632,8 @@ export interface LoadedConfig {
   sshPrivateKey?: pulumi.Output<string>;
   /** `github:token`; undefined lets the GitHub provider fall back to GITHUB_TOKEN. */
   githubToken: pulumi.Output<string | undefined>;
+  /** `touchdeploy:deployPrivateKey`, for deployKey "provided". */
+  deployPrivateKey?: pulumi.Output<string>;
 }
 
 /**
@@ -555,7 +646,7 @@ export function loadConfig(projectDir: string = process.cwd()): LoadedConfig {
     if (fullKey.startsWith(`${NAMESPACE}:`)) {
       const key = fullKey.slice(NAMESPACE.length + 1);
       // The secret's value stays out of the raw config (and so out of any error message).
-      raw[key] = key === "sshPrivateKey" ? value !== "" : value;
+      raw[key] = SECRET_KEYS.has(key) ? value !== "" : value;
     }
   }
   const config = parseConfig(raw, { projectDir });
@@ -566,5 +657,7 @@ export function loadConfig(projectDir: string = process.cwd()): LoadedConfig {
   const githubToken = pulumi.secret(
     pulumi.output(new pulumi.Config("github").getSecret("token")).apply((t) => t || undefined),
   );
-  return { config, sshPrivateKey, githubToken };
+  const deployPrivateKey =
+    config.deployKey.kind === "provided" ? ours.requireSecret("deployPrivateKey") : undefined;
+  return { config, sshPrivateKey, githubToken, deployPrivateKey };
 }

@@ -7,7 +7,13 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { HostTarget } from "./hostSpec";
-import { hostScriptCommand, HostScriptOptions, HostScriptSubcommand } from "./hostScript";
+import {
+  fetchKeyPaths,
+  hostScriptCommand,
+  HostScriptOptions,
+  HostScriptSubcommand,
+  installFetchKeyCommand,
+} from "./hostScript";
 
 /** Where the app root is mounted in the container (the runtime image's TOUCHDEPLOY_ROOT). */
 export const CONTAINER_APP_ROOT = "/srv/app";
@@ -67,10 +73,21 @@ export interface HostDeploymentArgs {
   /** Text of host/touchdeploy.sh, sent on stdin. */
   hostScript: string;
   /**
+   * The key the host fetches with (a GitHub deploy key) and the git server's known_hosts
+   * lines. Default: none (a public repository, or one the host can already read).
+   */
+  fetchKey?: FetchKey;
+  /**
    * Resources this host waits for before its container or release changes: the previous
    * rollout batch's releases. Default: none.
    */
   after?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** A private key for fetching (a secret) and the host keys of the git server. */
+export interface FetchKey {
+  privateKey: pulumi.Input<string>;
+  knownHosts: readonly string[];
 }
 
 /** Options every command resource gets: a local or a remote command with the same shape. */
@@ -131,6 +148,8 @@ export class HostDeployment extends pulumi.ComponentResource {
   readonly appRoot: pulumi.CustomResource;
   /** The runtime image on this host's daemon. */
   readonly image: docker.RemoteImage;
+  /** Installs the fetch key from stdin, when there is one (updated when the key rotates). */
+  readonly fetchKey?: pulumi.CustomResource;
   /** Fetches the commit into releases/<sha> (replaced per commit). */
   readonly fetch: pulumi.CustomResource;
   /** The long-lived container; its inputs do not depend on the commit. */
@@ -230,6 +249,21 @@ export class HostDeployment extends pulumi.ComponentResource {
             { parent: this, provider: this.dockerProvider },
           );
 
+    // The fetch key: its own command, so rotating the key rewrites the file and nothing else
+    // (fetch and release name only its path). Secret on stdin, and no logs at all.
+    const keyFiles = fetchKeyPaths(args.root);
+    if (args.fetchKey) {
+      this.fetchKey = runOnHost(
+        "fetch-key",
+        {
+          create: installFetchKeyCommand(args.root, args.fetchKey.knownHosts),
+          stdin: pulumi.secret(args.fetchKey.privateKey),
+          logging: "none",
+        },
+        [this.appRoot],
+      );
+    }
+
     // Fetch + extract: replaced for each commit. Runs before the container so that a container
     // deploy (new dependencies) finds the release ready when the new container starts.
     this.fetch = runOnHost(
@@ -239,11 +273,13 @@ export class HostDeployment extends pulumi.ComponentResource {
           root: args.root,
           repo: args.repoUrl,
           commit: args.commit,
+          "ssh-key": args.fetchKey ? keyFiles.key : undefined,
+          "known-hosts": args.fetchKey ? keyFiles.knownHosts : undefined,
         }),
         stdin: script,
         triggers: [args.commit],
       },
-      [this.appRoot],
+      this.fetchKey ? [this.appRoot, this.fetchKey] : [this.appRoot],
     );
 
     const envs = pulumi

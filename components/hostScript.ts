@@ -36,3 +36,30 @@ export function hostScriptCommand(
   }
   return `bash -s -- ${quote(words)}`;
 }
+
+/** Where the fetch key and the git server's host keys live under an app root (mode 0700). */
+export function fetchKeyPaths(root: string): { dir: string; key: string; knownHosts: string } {
+  const dir = `${root}/.ssh`;
+  return { dir, key: `${dir}/deploy_key`, knownHosts: `${dir}/known_hosts` };
+}
+
+/**
+ * The command that installs the fetch key: the private key arrives on stdin (never in argv or
+ * a log) and is written 0600 (in a 0700 directory the container's user cannot enter); the
+ * known_hosts lines are public and written as given. Both are replaced atomically.
+ */
+export function installFetchKeyCommand(root: string, knownHosts: readonly string[]): string {
+  const { dir, key, knownHosts: knownHostsFile } = fetchKeyPaths(root);
+  return [
+    "set -eu",
+    "umask 077",
+    `mkdir -p ${quote([dir])}`,
+    `chmod 700 ${quote([dir])}`,
+    `cat > ${quote([`${key}.new`])}`,
+    `test -s ${quote([`${key}.new`])}`,
+    `mv -f ${quote([`${key}.new`, key])}`,
+    `printf '%s\\n' ${quote([...knownHosts])} > ${quote([`${knownHostsFile}.new`])}`,
+    `mv -f ${quote([`${knownHostsFile}.new`, knownHostsFile])}`,
+    `echo ${quote([`touchdeploy: fetch key installed in ${dir}`])}`,
+  ].join("; ");
+}

@@ -135,13 +135,9 @@ export interface HostKey {
   publicKey: string;
 }
 
-/** Parses one `touchdeploy:hostKeys` entry: `HOSTNAME KEYTYPE BASE64 [comment]`. */
-export function parseHostKey(entry: string): Parsed<HostKey> {
-  const [hostName = "", keyType = "", key = ""] = entry.trim().split(/\s+/);
+/** Problems with an SSH public key given as `KEYTYPE BASE64`. */
+function publicKeyProblems(keyType: string, key: string): string[] {
   const problems: string[] = [];
-  if (!HOST_NAME_PATTERN.test(hostName)) {
-    problems.push(`${JSON.stringify(hostName)} is not a host name from touchdeploy:hosts`);
-  }
   if (!HOST_KEY_TYPES.has(keyType)) {
     problems.push(
       `key type ${JSON.stringify(keyType)} is not an SSH host key type (e.g. ssh-ed25519)`,
@@ -150,7 +146,33 @@ export function parseHostKey(entry: string): Parsed<HostKey> {
   if (!/^[A-Za-z0-9+/]{16,}={0,3}$/.test(key)) {
     problems.push(`the key is not base64 (got ${JSON.stringify(key.slice(0, 24))})`);
   }
+  return problems;
+}
+
+/** Parses one `touchdeploy:hostKeys` entry: `HOSTNAME KEYTYPE BASE64 [comment]`. */
+export function parseHostKey(entry: string): Parsed<HostKey> {
+  const [hostName = "", keyType = "", key = ""] = entry.trim().split(/\s+/);
+  const problems: string[] = [];
+  if (!HOST_NAME_PATTERN.test(hostName)) {
+    problems.push(`${JSON.stringify(hostName)} is not a host name from touchdeploy:hosts`);
+  }
+  problems.push(...publicKeyProblems(keyType, key));
   return problems.length > 0
     ? { ok: false, problems }
     : { ok: true, value: { hostName, publicKey: `${keyType} ${key}` } };
+}
+
+/**
+ * Checks one known_hosts line (`HOSTS KEYTYPE BASE64`, HOSTS a comma-separated list of names,
+ * addresses or `[host]:port`) and returns it normalized to those three fields.
+ */
+export function parseKnownHostsLine(line: string): Parsed<string> {
+  const [hosts = "", keyType = "", key = ""] = line.trim().split(/\s+/);
+  const problems = publicKeyProblems(keyType, key);
+  if (!/^[A-Za-z0-9.\-[\]:,*]+$/.test(hosts)) {
+    problems.unshift(`${JSON.stringify(hosts)} is not a known_hosts host pattern`);
+  }
+  return problems.length > 0
+    ? { ok: false, problems }
+    : { ok: true, value: `${hosts} ${keyType} ${key}` };
 }

@@ -1,6 +1,7 @@
 export * from "./appDeployment";
 export * from "./config";
 export * from "./fingerprint";
+export * from "./githubDeployKey";
 export * from "./hostDeployment";
 export * from "./hostScript";
 export * from "./hostSpec";

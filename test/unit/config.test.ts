@@ -1,7 +1,7 @@
 // parseConfig: defaults, and every config error with its exact message (no mocks).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, parseConfig, RawConfig } from "../../components/config";
+import { ConfigError, GITHUB_KNOWN_HOSTS, parseConfig, RawConfig } from "../../components/config";
 
 const CONTEXT = { projectDir: "/work/project" };
 const SHA = "0123456789abcdef0123456789abcdef01234567";
@@ -43,6 +43,7 @@ describe("parseConfig defaults", () => {
       keepReleases: 5,
       reloadFile: ".reload",
       dependencyFiles: ["requirements.txt", "Aptfile"],
+      deployKey: { kind: "none" },
     });
   });
 
@@ -90,6 +91,31 @@ describe("parseConfig defaults", () => {
 
   it("GIVEN a legitimate 0-free integer of 1 THEN it is kept (no `||` defaulting)", () => {
     assert.equal(parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).keepReleases, 1);
+  });
+});
+
+describe("parseConfig: deploy keys", () => {
+  it("GIVEN deployKey generate THEN hosts fetch over SSH from github.com with its published host keys", () => {
+    const config = parseConfig({ github: "acme/shop", deployKey: "generate" }, CONTEXT);
+    assert.equal(config.repoUrl, "git@github.com:acme/shop.git");
+    assert.deepEqual(config.deployKey, { kind: "generate", knownHosts: GITHUB_KNOWN_HOSTS });
+  });
+  it("GIVEN GitHub Enterprise THEN its URL and host keys are used", () => {
+    const config = parseConfig(
+      {
+        github: "acme/shop",
+        deployKey: "provided",
+        deployPrivateKey: true,
+        repoUrl: "ssh://git@ghe.acme.test:2222/acme/shop.git",
+        gitKnownHosts: JSON.stringify([`[ghe.acme.test]:2222 ssh-ed25519 ${KEY}`]),
+      },
+      CONTEXT,
+    );
+    assert.equal(config.repoUrl, "ssh://git@ghe.acme.test:2222/acme/shop.git");
+    assert.deepEqual(config.deployKey, {
+      kind: "provided",
+      knownHosts: [`[ghe.acme.test]:2222 ssh-ed25519 ${KEY}`],
+    });
   });
 });
 
@@ -263,7 +289,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "typo in a key",
       { repoPath: ".", host: "[]" },
       [
-        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles)",
+        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts)",
       ],
     ],
     [

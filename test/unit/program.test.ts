@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { loadConfig, localBranchHead } from "../../components";
+import { loadConfig, localBranchHead, privateKeyFormat } from "../../components";
 import {
   dependsOn,
   isSecret,
@@ -625,5 +625,154 @@ describe("bad stack config fails the program with every problem listed", () => {
     assert.ok(loaded.sshPrivateKey);
     assert.equal(await pulumi.isSecret(loaded.sshPrivateKey), true);
     assert.ok(!JSON.stringify(loaded.config).includes("secret-material"));
+  });
+});
+
+describe("a private GitHub repository: a read-only deploy key managed as code", () => {
+  const HEAD = "feedfacefeedfacefeedfacefeedfacefeedface";
+  const GENERATED =
+    "-----BEGIN OPENSSH PRIVATE KEY-----\ngenerated-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
+  const keyOf = (privateKey: string) =>
+    `ssh-ed25519 AAAAC3Nz${createHash("sha256").update(privateKey).digest("hex")}`;
+  const invoke = (token: string, args: Record<string, unknown>) => {
+    switch (token) {
+      case "github:index/getBranch:getBranch":
+        return { sha: HEAD };
+      case "github:index/getRepositoryFile:getRepositoryFile":
+        return {};
+      case "tls:index/getPublicKey:getPublicKey":
+        return { publicKeyOpenssh: keyOf(String(args.privateKeyOpenssh)) + "\n" };
+      default:
+        throw new Error(`unexpected invoke ${token}`);
+    }
+  };
+  const computed = (type: string) =>
+    type === "tls:index/privateKey:PrivateKey"
+      ? { privateKeyOpenssh: GENERATED, publicKeyOpenssh: keyOf(GENERATED) + "\n" }
+      : {};
+  const privateConfig = (extra: StackConfig = {}): StackConfig => ({
+    appName: "shop",
+    github: "acme/shop",
+    deployKey: "generate",
+    hosts: ["web1 ssh://deploy@10.0.0.11", "web2 ssh://deploy@10.0.0.12"],
+    hostKeys: [`web1 ssh-ed25519 ${KEY}`, `web2 ssh-ed25519 ${KEY}`],
+    sshPrivateKey: PRIVATE_KEY,
+    ...extra,
+  });
+
+  it("GIVEN deployKey generate THEN an ED25519 key pair is generated and its public half registered read-only", async () => {
+    const run = await runProgram({
+      config: privateConfig(),
+      secretKeys: SSH_SECRETS,
+      invoke,
+      computed,
+    });
+    assert.deepEqual(inputs(run.get("tls:index/privateKey:PrivateKey", "shop-github-key")), {
+      algorithm: "ED25519",
+    });
+    assert.deepEqual(
+      inputs(
+        run.get("github:index/repositoryDeployKey:RepositoryDeployKey", "shop-github-deploy-key"),
+      ),
+      {
+        repository: "shop",
+        title: "touchdeploy test shop",
+        key: keyOf(GENERATED),
+        readOnly: true,
+      },
+    );
+  });
+
+  it("THEN each host installs the private half from stdin (a secret, no logs) before fetching over SSH with pinned host keys", async () => {
+    const run = await runProgram({
+      config: privateConfig(),
+      secretKeys: SSH_SECRETS,
+      invoke,
+      computed,
+    });
+    const install = run.get(REMOTE_CMD, "web1-fetch-key");
+    assert.ok(isSecret(install.inputs.stdin), "the private key travels on stdin, as a secret");
+    assert.equal(plain(install.inputs.stdin), GENERATED);
+    assert.equal(inputs(install).logging, "none");
+    const create = String(inputs(install).create);
+    assert.ok(
+      create.startsWith("set -eu; umask 077; mkdir -p /srv/touchdeploy/shop/.ssh;"),
+      create,
+    );
+    assert.ok(
+      create.includes(
+        "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+      ),
+    );
+    assert.ok(!create.includes("generated-key-material"), "never in argv");
+
+    const fetch = run.get(REMOTE_CMD, "web1-fetch");
+    assert.equal(
+      inputs(fetch).create,
+      "bash -s -- prepare --root /srv/touchdeploy/shop --repo git\\@github.com\\:acme/shop.git" +
+        ` --commit ${HEAD} --ssh-key /srv/touchdeploy/shop/.ssh/deploy_key --known-hosts /srv/touchdeploy/shop/.ssh/known_hosts`,
+    );
+    assert.ok(dependsOn(fetch, REMOTE_CMD, "web1-fetch-key"));
+  });
+
+  it("THEN the private key is nowhere in plaintext: not in any input, command line or stack output", async () => {
+    const run = await runProgram({
+      config: privateConfig(),
+      secretKeys: SSH_SECRETS,
+      invoke,
+      computed,
+    });
+    for (const r of run.resources) {
+      const walk = (value: unknown, where: string): void => {
+        if (isSecret(value)) return;
+        if (typeof value === "string") {
+          assert.ok(
+            !value.includes("generated-key-material"),
+            `plaintext key in ${r.name} ${where}`,
+          );
+        } else if (value && typeof value === "object") {
+          for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
+        }
+      };
+      walk(r.inputs, "inputs");
+    }
+    assert.ok(!JSON.stringify(run.outputs).includes("generated-key-material"));
+  });
+
+  it("GIVEN the key rotates THEN only the key resources and the key installs change: no code or container deploy", async () => {
+    const keyA = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-a\n-----END OPENSSH PRIVATE KEY-----\n";
+    const keyB = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-b\n-----END OPENSSH PRIVATE KEY-----\n";
+    const withKey = (key: string) =>
+      runProgram({
+        config: privateConfig({ deployKey: "provided", deployPrivateKey: key }),
+        secretKeys: [...SSH_SECRETS, "deployPrivateKey"],
+        invoke,
+        computed,
+      });
+    const a = await withKey(keyA);
+    const b = await withKey(keyB);
+    const changed = b.resources
+      .filter((r) => {
+        const before = a.resources.find((f) => f.type === r.type && f.name === r.name);
+        return JSON.stringify(plain(before?.inputs)) !== JSON.stringify(plain(r.inputs));
+      })
+      .map((r) => r.name)
+      .sort();
+    assert.deepEqual(changed, ["shop-github-deploy-key", "web1-fetch-key", "web2-fetch-key"]);
+  });
+});
+
+describe("a provided deploy key is checked before it goes anywhere", () => {
+  it("GIVEN OpenSSH or PEM keys THEN their format; GIVEN anything else THEN a message that does not echo it", () => {
+    assert.equal(privateKeyFormat(PRIVATE_KEY), "openssh");
+    assert.equal(
+      privateKeyFormat("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"),
+      "pem",
+    );
+    assert.throws(() => privateKeyFormat("ssh-ed25519 AAAA-a-public-key"), {
+      message:
+        "touchdeploy:deployPrivateKey is not an OpenSSH or PEM private key " +
+        "(expected -----BEGIN OPENSSH PRIVATE KEY----- ...; generate one with ssh-keygen -t ed25519)",
+    });
   });
 });
