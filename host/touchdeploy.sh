@@ -246,9 +246,12 @@ validate_repo() {
 }
 
 # A relative path inside a release: used for --subdir and each --dependency-files entry.
+# Plain path characters only: these also travel in container environment and log lines.
 validate_relative_path() {
     local name=$1 v=$2
     no_control_chars "$name" "$v"
+    [[ $v =~ ^[A-Za-z0-9._/@+-]+$ ]] ||
+        bad "$name" "$v" "may only contain letters, digits and . _ / @ + -"
     [[ $v != /* ]] || bad "$name" "$v" "must be relative (to the release, or to the app subdir)"
     [[ $v != -* ]] || bad "$name" "$v" "must not start with -"
     [[ /$v/ != */../* ]] || bad "$name" "$v" "must not contain a .. component"
@@ -313,7 +316,8 @@ validate_options() {
     if [[ -n ${OPT[known-hosts]+set} && -z ${OPT[ssh-key]+set} ]]; then
         die "$E_USAGE" "--known-hosts is only used with --ssh-key"
     fi
-    if [[ -n ${OPT[subdir]+set} ]]; then
+    # An empty --subdir means the release root, like no --subdir.
+    if [[ -n ${OPT[subdir]:-} ]]; then
         validate_relative_path subdir "${OPT[subdir]}"
         f=${OPT[subdir]}
         while [[ $f == */ ]]; do f=${f%/}; done
@@ -480,7 +484,9 @@ git_fetch() {
     else
         git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>"$err_file" || rc=$?
     fi
-    FETCH_ERR=$(redact_text <"$err_file" | tail -n 3 | tr '\n' ' ')
+    # git's own verdict: its fatal/error lines (else its last line), on one line.
+    FETCH_ERR=$(redact_text <"$err_file" | sed -n -E '/^(fatal|error): /p' | head -n 2 | tr '\n' ' ')
+    [[ -n $FETCH_ERR ]] || FETCH_ERR="$(redact_text <"$err_file" | sed -e '/^[[:space:]]*$/d' | tail -n 1) "
     rm -f -- "$err_file"
     return "$rc"
 }
@@ -495,7 +501,7 @@ fetch_commit() {
     # gets a second try with all branches and tags.
     if ! git_fetch sha; then
         local first_err=$FETCH_ERR
-        printf 'refused by SHA, fetching branches and tags ... '
+        printf 'by SHA failed, trying all branches and tags ... '
         if ! git_fetch refs; then
             die "$E_MISSING" "fetch of $(short "$COMMIT") from $(redact "$REPO") failed: ${FETCH_ERR:-$first_err}(check the URL, the network and the deploy key)"
         fi

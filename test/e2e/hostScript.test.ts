@@ -127,7 +127,7 @@ describe(
       await fx.repo.commitGreeting("Hello from the tip");
       const r1 = await fx.deploy(belowTip, [], { env });
       assert.equal(r1.code, EXIT.ok, describeRun(r1));
-      assert.match(r1.stdout, /refused by SHA, fetching branches and tags \.\.\. done/);
+      assert.match(r1.stdout, /by SHA failed, trying all branches and tags \.\.\. done/);
       assert.equal((await getServed(`${app.baseUrl}/`)).revision, belowTip);
 
       // History rewritten: the cached branch ref must be force-updated by the fallback.
@@ -138,7 +138,7 @@ describe(
       await fx.repo.commitGreeting("Hello from the new tip");
       const r2 = await fx.deploy(rewritten, [], { env });
       assert.equal(r2.code, EXIT.ok, describeRun(r2));
-      assert.match(r2.stdout, /refused by SHA, fetching branches and tags \.\.\. done/);
+      assert.match(r2.stdout, /by SHA failed, trying all branches and tags \.\.\. done/);
       const served = await getServed(`${app.baseUrl}/`);
       assert.equal(served.revision, rewritten);
       assert.match(served.body, /^Hello from rewritten history, below the tip/);

@@ -49,6 +49,8 @@ export interface LoadResult {
   bodyMismatches: number;
   /** Per revision: ms after the load started when it was first and last seen. */
   seen: Record<string, { firstMs: number; lastMs: number }>;
+  /** Latency of answered requests (any status): median, 99th percentile and maximum, in ms. */
+  latencyMs: { p50: number; p99: number; max: number };
   durationMs: number;
 }
 
@@ -109,10 +111,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     perConnection: [],
     bodyMismatches: 0,
     seen: {},
+    latencyMs: { p50: 0, p99: 0, max: 0 },
     durationMs: 0,
   };
+  const latencies: number[] = [];
   const client = async (runs: RevisionRun[]): Promise<void> => {
     while (Date.now() < end) {
+      const sent = Date.now();
       const o = await once(opts.url, timeoutMs);
       result.requests++;
       if (o.kind !== "response") {
@@ -121,6 +126,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         if (result.errorSamples.length < 10) result.errorSamples.push(`${o.kind}: ${o.message}`);
         continue;
       }
+      latencies.push(Date.now() - sent);
       result.statuses[o.status] = (result.statuses[o.status] ?? 0) + 1;
       if (o.status < 200 || o.status > 299) {
         result.non2xx++;
@@ -152,5 +158,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   });
   await Promise.all(clients);
   result.durationMs = Date.now() - t0;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  result.latencyMs = { p50: at(0.5), p99: at(0.99), max: latencies[latencies.length - 1] ?? 0 };
   return result;
 }
