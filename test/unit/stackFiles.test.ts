@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { parseConfig, RawConfig } from "../../components/config";
+import { CONFIG_SCHEMA, parseConfig, RawConfig } from "../../components/config";
 import { renderPulumiYaml } from "../../scripts/gen-pulumi-yaml";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -73,5 +73,13 @@ describe("the committed stacks", () => {
     );
     assert.deepEqual(config.rollout, { strategy: "rolling", batchSize: 1 });
     assert.deepEqual(config.source, { kind: "github", owner: "acme", repository: "shop" });
+  });
+});
+
+describe("README", () => {
+  it("documents every config key in its reference table", () => {
+    const readme = read("README.md");
+    const missing = Object.keys(CONFIG_SCHEMA).filter((key) => !readme.includes(`| \`${key}\` |`));
+    assert.deepEqual(missing, []);
   });
 });
