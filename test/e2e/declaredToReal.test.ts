@@ -2,7 +2,9 @@
 // (captured through mocks) are realized exactly on the real Docker engine, then the program is
 // run again for a second commit and the difference is applied as `pulumi up` would. The
 // container's inputs are unchanged, so the same container keeps running; only the fetch and
-// release commands run; the new commit is served after exactly one uWSGI reload.
+// release commands run; the new commit is served after exactly one uWSGI reload. Then a commit
+// that needs a new Debian package: pushed as code only (`--target` the commands) the host guard
+// refuses it and the old commit keeps serving; as a full `pulumi up` it is a container deploy.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -16,7 +18,7 @@ import { APP_SUBDIR, TestRepo } from "./support/git";
 import { BASE_IMAGE, ensureBaseImage } from "./support/images";
 import { e2eGate } from "./support/prerequisites";
 import { makeScratchDir, removeTree } from "./support/process";
-import { apply, destroy, emptyState, RealizedState } from "./support/realize";
+import { apply, CommandFailedError, destroy, emptyState, RealizedState } from "./support/realize";
 
 const CONTAINER = "docker:index/container:Container";
 
@@ -52,6 +54,7 @@ describe(
     let url: string;
     const state: RealizedState = emptyState();
     let first: ProgramRun;
+    let second: ProgramRun;
 
     before(async () => {
       await ensureBaseImage();
@@ -112,7 +115,7 @@ describe(
       ).split(RELOAD_LOG_LINE).length;
 
       const next = await repo.commitGreeting("Hello from the second commit");
-      const second = await runProgram({ config });
+      second = await runProgram({ config });
       assert.equal(second.outputs.commit, next);
       assert.deepEqual(
         plain(second.get(CONTAINER, "local-container").inputs),
@@ -136,6 +139,90 @@ describe(
       ).split(RELOAD_LOG_LINE).length;
       assert.equal(reloadsAfter - reloadsBefore, 1, "exactly one graceful reload");
       console.log(`code deploy through the declared commands: ${seconds.toFixed(2)} s`);
+    });
+
+    it("a dependency change pushed as code only (--target the commands) is refused; the old commit keeps serving", async () => {
+      const live = await repo.head();
+      // The app now imports PyYAML, which only the Debian package in its Aptfile provides.
+      repo.writeAppFile("Aptfile", "python3-yaml\n");
+      repo.writeAppFile(
+        "app.py",
+        repo
+          .readAppFile("app.py")
+          .replace(
+            /^GREETING = .*$/m,
+            'import yaml\nGREETING = yaml.safe_load("Hello with PyYAML")',
+          ),
+      );
+      const needsYaml = await repo.commit("Use PyYAML");
+      // `pulumi up --target` of the commands: the container is not updated, so the engine gives
+      // the release the container's old outputs (its old fingerprint).
+      const oldContainer = plain<{ envs: string[] }>(
+        second.get(CONTAINER, "local-container").inputs,
+      );
+      const targeted = await runProgram({
+        config,
+        computed: (type) => (type === CONTAINER ? { envs: oldContainer.envs } : {}),
+      });
+      assert.equal(targeted.outputs.commit, needsYaml);
+      await assert.rejects(
+        apply(targeted, state, { targets: ["local-fetch", "local-release"] }),
+        (err: unknown) => {
+          assert.ok(err instanceof CommandFailedError, String(err));
+          assert.equal(err.resource, "local-release");
+          assert.equal(err.result.code, 5);
+          assert.match(
+            err.result.stderr,
+            /this commit changes dependencies: run a container deploy/,
+          );
+          return true;
+        },
+      );
+      const served = await getServed(`${url}/`);
+      assert.equal(served.status, 200);
+      assert.equal(served.revision, live, "nothing switched");
+    });
+
+    it("the same commit through a full `pulumi up` is a container deploy: new image with the package, new container", async () => {
+      const docker = await ensureDocker();
+      const head = await repo.head();
+      const oldContainerId = state.containerIds.get("local-container");
+      const third = await runProgram({ config });
+      const oldImage = plain<{ name: string }>(
+        second.get("docker:index/remoteImage:RemoteImage", "local-image").inputs,
+      );
+      const newImage = plain<{ name: string; build: { buildArgs: Record<string, string> } }>(
+        third.get("docker:index/remoteImage:RemoteImage", "local-image").inputs,
+      );
+      assert.notEqual(newImage.name, oldImage.name);
+      assert.equal(newImage.build.buildArgs.APT_PACKAGES, "python3-yaml");
+      assert.notEqual(third.outputs.dependencyFingerprint, second.outputs.dependencyFingerprint);
+
+      const started = Date.now();
+      const report = await apply(third, state);
+      const seconds = (Date.now() - started) / 1000;
+      // Safe order: the release is fetched, then the container replaced, then activated.
+      assert.deepEqual(report.actions, [
+        "build local-image",
+        "replace local-container",
+        "run local-release",
+      ]);
+      const newContainerId = state.containerIds.get("local-container");
+      assert.notEqual(newContainerId, oldContainerId);
+      const served = await getServed(`${url}/`);
+      assert.equal(served.status, 200);
+      assert.equal(served.revision, head);
+      assert.equal(served.fingerprint, third.outputs.dependencyFingerprint);
+      assert.match(served.body, /^Hello with PyYAML/);
+      const info = await docker.getContainer(newContainerId ?? "").inspect();
+      assert.ok(
+        info.Config.Env.includes(
+          `TOUCHDEPLOY_FINGERPRINT=${String(third.outputs.dependencyFingerprint)}`,
+        ),
+      );
+      console.log(
+        `container deploy (image build with apt + replace + activate): ${seconds.toFixed(1)} s`,
+      );
     });
   },
 );

@@ -138,6 +138,16 @@ export type RemoteRunner = (
   stdin: string,
 ) => Promise<RunResult>;
 
+/** A declared command that exited non-zero (like a failed `pulumi up`). */
+export class CommandFailedError extends Error {
+  constructor(
+    readonly resource: string,
+    readonly result: RunResult,
+  ) {
+    super(`${resource} failed (exit ${String(result.code)})\n${result.stdout}\n${result.stderr}`);
+  }
+}
+
 /** What one `apply` did, in order: `role name` per action. */
 export interface ApplyReport {
   actions: string[];
@@ -179,7 +189,11 @@ const ROLE_ORDER = ["app-root", "image", "fetch", "container", "release"];
 export async function apply(
   declaration: ProgramRun,
   state: RealizedState,
-  opts: { remote?: RemoteRunner } = {},
+  opts: {
+    remote?: RemoteRunner;
+    /** Like `pulumi up --target`: only these resources (by name) are realized. */
+    targets?: string[];
+  } = {},
 ): Promise<ApplyReport> {
   const docker = await ensureDocker();
   const report: ApplyReport = { actions: [], commandOutput: new Map() };
@@ -192,6 +206,13 @@ export async function apply(
 
   for (const r of resources) {
     const inputs = plain<Record<string, unknown>>(r.inputs);
+    if (opts.targets && !opts.targets.includes(r.name)) {
+      if (r.type === IMAGE) {
+        // Not targeted: what exists keeps standing for the references to it.
+        mockImageIdOf.set(mockImageId(String(inputs.name)), state.imageIds.get(r.name) ?? "");
+      }
+      continue;
+    }
     const same = unchanged(state, r);
     if (r.type === IMAGE) {
       const ref = String(inputs.name);
@@ -256,9 +277,7 @@ export async function apply(
       report.commandOutput.set(r.name, result);
       report.actions.push(`run ${r.name}`);
       if (result.code !== 0) {
-        throw new Error(
-          `${r.name} failed (exit ${String(result.code)}): ${create}\n${result.stdout}\n${result.stderr}`,
-        );
+        throw new CommandFailedError(r.name, result);
       }
     }
     state.declared.set(key(r), r);
