@@ -264,7 +264,7 @@ validate_reload_file() {
         bad reload-file "$v" "must be a plain file name in --root (no /)"
     [[ $v != -* ]] || bad reload-file "$v" "must not start with -"
     case $v in
-    releases | current | previous | repo.git | shared | .lock | .lock.holder | .current.tmp-* | .previous.tmp-*)
+    releases | current | previous | repo.git | shared | .lock | .lock.holder* | .current.tmp-* | .previous.tmp-* | .fetch-err-*)
         bad reload-file "$v" "is one of touchdeploy's own names in --root"
         ;;
     esac
@@ -415,14 +415,32 @@ acquire_lock() {
     local holder t0
     exec 9>>"$ROOT/.lock"
     if ! flock -n 9; then
-        holder=$(cat -- "$ROOT/.lock.holder" 2>/dev/null || true)
+        holder=$(lock_holder)
         say "lock     $ROOT is locked by another deploy (pid sha started-at: ${holder:-unknown}); waiting up to ${LOCK_TIMEOUT}s"
         t0=$(now_ns)
         flock -w "$LOCK_TIMEOUT" 9 ||
             die "$E_LOCK" "timed out after ${LOCK_TIMEOUT}s waiting for the lock on $ROOT, held by ${holder:-unknown} (pid sha started-at): wait for that deploy to finish, or check that pid"
         say "lock     acquired after $(elapsed "$t0")"
     fi
-    printf '%s %s %s\n' "$$" "${COMMIT:-${OPT[to]:-rollback}}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$ROOT/.lock.holder"
+    # Written under another name and renamed: a waiter never reads a half-written file.
+    printf '%s %s %s\n' "$$" "${COMMIT:-${OPT[to]:-rollback}}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        >"$ROOT/.lock.holder.tmp-$$"
+    mv -f -- "$ROOT/.lock.holder.tmp-$$" "$ROOT/.lock.holder"
+}
+
+# "pid sha started-at" of the deploy holding the lock. The holder writes it just after it got
+# the lock, so a pid that is not running (the previous holder's) means: not written yet.
+lock_holder() {
+    local holder pid tries=0
+    while :; do
+        holder=$(cat -- "$ROOT/.lock.holder" 2>/dev/null || true)
+        pid=${holder%% *}
+        if [[ $pid =~ ^[0-9]+$ && -d /proc/$pid ]] || ((++tries >= 10)); then
+            break
+        fi
+        sleep 0.1
+    done
+    printf '%s' "${holder:-unknown}"
 }
 
 # The sha a symlink (current/previous) points to, or nothing.

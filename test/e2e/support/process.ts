@@ -70,9 +70,21 @@ export function start(command: string, args: readonly string[], opts: RunOptions
       clearTimeout(timer);
       reject(new Error(`cannot run ${command}: ${err.message}`));
     });
-    child.on("close", (code, signal) => {
+    let exitedAt = 0;
+    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, durationMs: Date.now() - t0 });
+      resolve({ code, signal, stdout, stderr, durationMs: (exitedAt || Date.now()) - t0 });
+    };
+    child.on("close", done);
+    // An orphaned grandchild (e.g. git after its parent was SIGKILLed) can hold the pipes open
+    // for long: after the process itself exits, wait at most a moment for the rest of its output.
+    child.on("exit", (code, signal) => {
+      exitedAt = Date.now();
+      setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        done(code, signal);
+      }, 1000).unref();
     });
   });
   if (child.pid === undefined) {
@@ -106,7 +118,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  */
 export async function waitFor<T>(
   what: string,
-  probe: () => Promise<T | undefined>,
+  probe: () => Promise<T | undefined> | T | undefined,
   opts: { timeoutMs: number; intervalMs?: number; describeLast?: () => string },
 ): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
