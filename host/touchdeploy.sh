@@ -36,7 +36,8 @@
 #   4  fetch failed, commit not found in the repository, or release not prepared
 #   5  the commit's dependency fingerprint differs from the container's: container deploy needed
 #   6  health check failed; switched back and the previous release is serving again
-#   7  health check failed and the switch back did not become healthy either (URGENT)
+#   7  health check failed and nothing healthy serves: switching back failed too, or there was
+#      no other release to switch back to (URGENT)
 #   8  timed out waiting for another deploy's lock on the same root
 
 set -Eeuo pipefail

@@ -45,6 +45,8 @@ export interface AppContainer {
   logs(): Promise<string>;
   /** How many touch-reloads uWSGI has performed so far. */
   countReloads(): Promise<number>;
+  /** The uid of every process running in the container (uWSGI, supervisord, ...). */
+  processUids(): Promise<number[]>;
   /** Id and start time as Docker reports them now (to prove it is the same container). */
   identity(): Promise<{ id: string; startedAt: string; restartCount: number; running: boolean }>;
   remove(): Promise<void>;
@@ -116,6 +118,14 @@ export async function startAppContainer(opts: AppContainerOptions): Promise<AppC
     container,
     logs,
     countReloads: async () => (await logs()).split(RELOAD_LOG_LINE).length - 1,
+    processUids: async () => {
+      const top = (await container.top({ ps_args: "-o pid,uid" })) as {
+        Titles: string[];
+        Processes: string[][];
+      };
+      const column = top.Titles.indexOf("UID");
+      return top.Processes.map((p) => Number(p[column]));
+    },
     identity: async () => {
       const now = await container.inspect();
       return {
