@@ -265,7 +265,7 @@ validate_reload_file() {
         bad reload-file "$v" "must be a plain file name in --root (no /)"
     [[ $v != -* ]] || bad reload-file "$v" "must not start with -"
     case $v in
-    releases | current | previous | repo.git | shared | .lock | .lock.holder* | .current.tmp-* | .previous.tmp-* | .fetch-err-*)
+    releases | current | previous | repo.git | shared | .lock | .lock.holder* | .current.tmp-* | .previous.tmp-*)
         bad reload-file "$v" "is one of touchdeploy's own names in --root"
         ;;
     esac
@@ -393,6 +393,7 @@ init_root() {
     [[ -w $ROOT ]] || die "$E_UNEXPECTED" "--root $ROOT is not writable by $(id -un 2>/dev/null || id -u): create it for the deploy user"
     acquire_lock
     mkdir -p -- "$ROOT/releases" "$ROOT/shared"
+    clean_stale_tmp
     if [[ ! -f $ROOT/repo.git/HEAD ]]; then
         git init --quiet --bare -- "$ROOT/repo.git" 9>&-
     fi
@@ -487,7 +488,7 @@ git_cache() { git -C "$ROOT/repo.git" -c protocol.ext.allow=never "$@" 9>&-; }
 # forced (+) so rewritten history is fine, into refs/touchdeploy/. Credentials handled; git's
 # stderr is returned redacted in FETCH_ERR.
 git_fetch() {
-    local ssh_cmd err_file="$ROOT/.fetch-err-$$" rc=0 opts=(--quiet --no-tags) refspecs
+    local ssh_cmd err rc=0 opts=(--quiet --no-tags) refspecs
     if [[ $1 == sha ]]; then
         refspecs=("$COMMIT")
     else
@@ -499,14 +500,13 @@ git_fetch() {
         if [[ -n ${OPT[known-hosts]-} ]]; then
             ssh_cmd+=" -o UserKnownHostsFile=$(sh_quote "${OPT[known-hosts]}")"
         fi
-        GIT_SSH_COMMAND=$ssh_cmd git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>"$err_file" || rc=$?
+        err=$(GIT_SSH_COMMAND=$ssh_cmd git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null) || rc=$?
     else
-        git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>"$err_file" || rc=$?
+        err=$(git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null) || rc=$?
     fi
     # git's own verdict: its fatal/error lines (else its last line), on one line.
-    FETCH_ERR=$(redact_text <"$err_file" | sed -n -E '/^(fatal|error): /p' | head -n 2 | tr '\n' ' ')
-    [[ -n $FETCH_ERR ]] || FETCH_ERR="$(redact_text <"$err_file" | sed -e '/^[[:space:]]*$/d' | tail -n 1) "
-    rm -f -- "$err_file"
+    FETCH_ERR=$(printf '%s\n' "$err" | redact_text | sed -n -E '/^(fatal|error): /p' | head -n 2 | tr '\n' ' ')
+    [[ -n $FETCH_ERR ]] || FETCH_ERR="$(printf '%s\n' "$err" | redact_text | sed -e '/^[[:space:]]*$/d' | tail -n 1) "
     return "$rc"
 }
 
@@ -569,7 +569,6 @@ do_prepare() {
         say "prepare  $(short "$COMMIT") already prepared"
         return
     fi
-    clean_stale_tmp
     fetch_commit
     extract_release
 }
@@ -736,6 +735,9 @@ switch_and_verify() {
     fi
     close_step "unhealthy: $WHY"
     local why=$WHY
+    if [[ $HTTP_STATUS == 200 && -n $HTTP_REVISION && $HTTP_REVISION != "$sha" ]]; then
+        why+="; the server never reloaded: does its container mount $ROOT and watch $RELOAD_FILE (TOUCHDEPLOY_RELOAD_FILE)?"
+    fi
     if [[ -z $old_current || $old_current == "$sha" ]]; then
         die "$E_URGENT" "URGENT: commit $(short "$sha") failed its health check ($why) and there is no other release to switch back to: nothing healthy is serving; fix it and deploy again, or run 'touchdeploy.sh rollback --to SHA'"
     fi

@@ -64,6 +64,29 @@ describe(
       good = fixed;
     });
 
+    it("a container that never reloads (it watches another trigger): exit 6 after --health-timeout, with a hint", async () => {
+      const app = fx.container();
+      const unseen = await fx.repo.commitGreeting("Hello nobody will see");
+      const r = await fx.deploy(unseen, [
+        "--reload-file",
+        "wrong.trigger",
+        "--health-timeout",
+        "3",
+      ]);
+      assert.equal(r.code, EXIT.rolledBack, describeRun(r));
+      const [line] = errorLines(r.stderr);
+      assert.match(
+        line,
+        /not served with HTTP 200 within 3s \(last seen: HTTP 200, revision \w+\)/,
+      );
+      assert.match(
+        line,
+        /the server never reloaded: does its container mount .* and watch wrong\.trigger/,
+      );
+      assert.equal((await getServed(`${app.baseUrl}/`)).revision, good);
+      assert.equal(snapshotRoot(fx.root).current, `releases/${good}`);
+    });
+
     it("a commit that is not in the repository: exit 4, nothing changed", async () => {
       const before = snapshotRoot(fx.root);
       const missing = "0123456789abcdef0123456789abcdef01234567";
