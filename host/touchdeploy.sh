@@ -412,7 +412,9 @@ init_root() {
 }
 
 # One deploy per root at a time. flock is released by the kernel when the holder dies, even by
-# SIGKILL; child processes get fd 9 closed (9>&-) so an orphaned git cannot keep it.
+# SIGKILL, but only once no process has fd 9 open any more: every child that may run for long
+# (git, tar, curl, and the subshells waiting for them) closes it first (9>&- / exec 9>&-), so
+# an orphan left by a killed deploy (a git stuck on the network) cannot keep the lock.
 acquire_lock() {
     local holder t0
     exec 9>>"$ROOT/.lock"
@@ -500,9 +502,15 @@ git_fetch() {
         if [[ -n ${OPT[known-hosts]-} ]]; then
             ssh_cmd+=" -o UserKnownHostsFile=$(sh_quote "${OPT[known-hosts]}")"
         fi
-        err=$(GIT_SSH_COMMAND=$ssh_cmd git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null) || rc=$?
+        err=$(
+            exec 9>&-
+            GIT_SSH_COMMAND=$ssh_cmd git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null
+        ) || rc=$?
     else
-        err=$(git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null) || rc=$?
+        err=$(
+            exec 9>&-
+            git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null
+        ) || rc=$?
     fi
     # git's own verdict: its fatal/error lines (else its last line), on one line.
     FETCH_ERR=$(printf '%s\n' "$err" | redact_text | sed -n -E '/^(fatal|error): /p' | head -n 2 | tr '\n' ' ')
@@ -552,8 +560,11 @@ extract_release() {
     mkdir -- "$tmp"
     # tar.umask and --no-same-permissions: files 0644 / dirs 0755, whoever runs this (root's
     # tar would otherwise keep the archive's 0664 modes).
-    git_cache -c tar.umask=0022 archive --format=tar "$COMMIT" |
-        tar -x --no-same-owner --no-same-permissions -C "$tmp" -f - 9>&-
+    (
+        exec 9>&-
+        git_cache -c tar.umask=0022 archive --format=tar "$COMMIT" |
+            tar -x --no-same-owner --no-same-permissions -C "$tmp" -f -
+    )
     # A REVISION in the commit (even a symlink pointing elsewhere) is replaced, never written through.
     rm -f -- "$tmp/REVISION"
     printf '%s' "$COMMIT" >"$tmp/REVISION"
@@ -585,9 +596,12 @@ probe() {
     HTTP_STATUS=000
     HTTP_REVISION=''
     HTTP_FINGERPRINT=''
-    out=$(curl --silent --noproxy '*' --globoff --connect-timeout 1 --max-time 2 \
-        --output /dev/null --dump-header - --write-out 'td-status:%{http_code}\n' \
-        --url "$HEALTH_URL" 2>/dev/null 9>&-) || true
+    out=$(
+        exec 9>&-
+        curl --silent --noproxy '*' --globoff --connect-timeout 1 --max-time 2 \
+            --output /dev/null --dump-header - --write-out 'td-status:%{http_code}\n' \
+            --url "$HEALTH_URL" 2>/dev/null
+    ) || true
     while IFS= read -r line; do
         line=${line%$'\r'}
         case ${line,,} in
@@ -629,7 +643,7 @@ wait_served() {
             WHY="not served with HTTP 200 within ${HEALTH_TIMEOUT}s (last seen: HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}"))"
             return 1
         fi
-        sleep 0.2
+        sleep 0.2 9>&-
     done
 }
 
