@@ -18,7 +18,7 @@ function exitCodes(text: string, pattern: RegExp): Map<number, string> {
   return codes;
 }
 
-describe("host script: static checks", () => {
+describe("host script: static checks", e2eGate(["bash"]), () => {
   it("shellcheck reports nothing", e2eGate(["shellcheck"]), async () => {
     const r = await run("shellcheck", ["--severity=style", HOST_SCRIPT_PATH], { check: false });
     assert.equal(r.code, 0, r.stdout + r.stderr);
