@@ -20,6 +20,8 @@ describe(
   () => {
     let fx: Fixture;
     let good: string;
+    /** The broken commit of the first test; its release stays prepared. */
+    let brokenSha = "";
     before(async () => {
       fx = await setupFixture("failures");
       good = await fx.repo.head();
@@ -34,6 +36,7 @@ describe(
     it("a broken commit (ImportError) fails its health check, is rolled back, exit 6 with one clear line", async (t) => {
       const app = fx.container();
       const broken = await fx.repo.commitBroken();
+      brokenSha = broken;
       const before = snapshotRoot(fx.root);
       const r = await fx.deploy(broken);
       assert.equal(r.code, EXIT.rolledBack, describeRun(r));
@@ -62,6 +65,28 @@ describe(
       assert.equal(r2.code, EXIT.ok, describeRun(r2));
       assert.equal((await getServed(`${app.baseUrl}/`)).revision, fixed);
       good = fixed;
+    });
+
+    it("rollback --to a release that fails its health check switches forward again (exit 6)", async () => {
+      const app = fx.container();
+      const live = (await getServed(`${app.baseUrl}/`)).revision ?? "";
+      const broken = brokenSha;
+      assert.ok(
+        snapshotRoot(fx.root).releases.includes(broken),
+        "the broken release is still prepared",
+      );
+      const r = await runHostScript(
+        fx.args("rollback", "--to", broken, "--health-url", app.healthUrl),
+      );
+      assert.equal(r.code, EXIT.rolledBack, describeRun(r));
+      assert.match(
+        errorLines(r.stderr)[0],
+        new RegExp(
+          `could not roll back to ${short(broken)}: .*commit ${short(live)} is serving again`,
+        ),
+      );
+      assert.equal((await getServed(`${app.baseUrl}/`)).revision, live);
+      assert.equal(snapshotRoot(fx.root).current, `releases/${live}`);
     });
 
     it("a container that never reloads (it watches another trigger): exit 6 after --health-timeout, with a hint", async () => {
@@ -260,6 +285,59 @@ describe(
       assert.deepEqual(snapshotRoot(fx.root), before);
       assert.deepEqual(fs.readdirSync(fx.root).sort(), beforeEntries);
       assert.equal((await getServed(`${fx.container().baseUrl}/`)).revision, good);
+    });
+
+    it("exit 7 (URGENT) when nothing healthy serves: first deploy failing, or the switch back failing too", async () => {
+      // A first deploy has nothing to switch back to.
+      const lonely = makeScratchDir("lonely");
+      try {
+        const r = await runHostScript([
+          "deploy",
+          "--root",
+          path.join(lonely, "root"),
+          "--repo",
+          fx.repo.origin,
+          "--commit",
+          good,
+          "--subdir",
+          APP_SUBDIR,
+          "--health-url",
+          "http://127.0.0.1:1/healthz",
+          "--health-timeout",
+          "2",
+        ]);
+        assert.equal(r.code, EXIT.urgent, describeRun(r));
+        assert.match(
+          errorLines(r.stderr)[0],
+          /URGENT: commit \w+ failed its health check .* no other release to switch back to/,
+        );
+      } finally {
+        removeTree(lonely);
+      }
+
+      // The container is frozen (paused): neither the new commit nor the switch back becomes
+      // healthy. Pausing keeps its id and published port, unlike a stop and start.
+      const app = fx.container();
+      const next = await fx.repo.commitGreeting("Hello to a stopped container");
+      await app.container.pause();
+      try {
+        const r = await fx.deploy(next, ["--health-timeout", "2"]);
+        assert.equal(r.code, EXIT.urgent, describeRun(r));
+        assert.match(
+          errorLines(r.stderr)[0],
+          new RegExp(
+            `URGENT: could not deploy ${short(next)} .* AND switching back to ${short(good)} did not become healthy`,
+          ),
+        );
+        assert.equal(
+          snapshotRoot(fx.root).current,
+          `releases/${good}`,
+          "switched back all the same",
+        );
+      } finally {
+        await app.container.unpause();
+      }
+      await waitForRevision(`${app.baseUrl}/`, good);
     });
 
     it("values that merely look hostile but are valid are used literally, never evaluated", async () => {
