@@ -1,0 +1,222 @@
+/**
+ * Code deploys: "hosts" on this machine, each an app root (initialised by the host script) and
+ * a long-lived runtime container serving it, and the host script's `deploy` run against one.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { RELOAD_LOG_LINE } from "../../test/e2e/support/app";
+import { dependencyFingerprintOfDir } from "../../test/e2e/support/fingerprint";
+import { APP_SUBDIR, type TestRepo } from "../../test/e2e/support/git";
+import {
+  describeRun,
+  hostScriptCommand,
+  hostScriptText,
+  runHostScript,
+} from "../../test/e2e/support/hostScript";
+import { start, type RunResult } from "../../test/e2e/support/process";
+import { startBenchContainer, type BenchContainer } from "./containers";
+
+/** What the Pulumi program passes (components/config.ts defaults). */
+export const DEPENDENCY_FILES = ["requirements.txt", "Aptfile"];
+export const RELOAD_FILE = ".reload";
+export const HEALTH_TIMEOUT_S = 60;
+export const KEEP_RELEASES = 5;
+
+export interface CodeHost {
+  label: string;
+  root: string;
+  container: BenchContainer;
+  fingerprint: string;
+}
+
+/** The step durations the host script prints (seconds), where it printed them. */
+export interface ScriptSteps {
+  fetch?: number;
+  extract?: number;
+  switch?: number;
+  /** From the touch to the health check seeing the new commit. */
+  healthyAfterReload?: number;
+  prune?: number;
+  /** The script's own total ("deployed ... in X"). */
+  deployed?: number;
+}
+
+/** uWSGI's side of one reload, from the container log's timestamps (ms). */
+export interface ReloadPhases {
+  /** Touch -> the master notices it ("has been touched" / fsmon "detected event"). */
+  detectMs?: number;
+  /** Noticed -> all workers reaped ("binary reloading uWSGI"). */
+  reapMs?: number;
+  /** Re-exec -> the new workers spawned (config, Python, app import, fork). */
+  restartMs?: number;
+  /** Workers spawned -> the health check saw the new commit (script output). */
+  healthSeenMs?: number;
+  /** How many graceful reloads the master performed for this deploy (must be 1). */
+  reloads: number;
+}
+
+export interface CodeDeployResult {
+  sha: string;
+  host: string;
+  result: RunResult;
+  /** From spawning the script to its exit (it exits once the new commit is served). */
+  totalMs: number;
+  /** Epoch ms of spawning the script and of its exit. */
+  startedAt: number;
+  endedAt: number;
+  /** Epoch ms when the script reported the touch of the reload trigger. */
+  touchedAt?: number;
+  steps: ScriptSteps;
+}
+
+/** Creates `count` hosts: app root + runtime container (not yet serving: no release). */
+export async function createCodeHosts(opts: {
+  count: number;
+  label: string;
+  dir: string;
+  repo: TestRepo;
+  image: string;
+}): Promise<CodeHost[]> {
+  const fingerprint = dependencyFingerprintOfDir(
+    path.join(opts.repo.work, APP_SUBDIR),
+    DEPENDENCY_FILES,
+  );
+  const hosts: CodeHost[] = [];
+  for (let i = 0; i < opts.count; i++) {
+    const label = opts.count === 1 ? opts.label : `${opts.label}${i + 1}`;
+    const root = path.join(opts.dir, label, "root");
+    fs.mkdirSync(path.dirname(root), { recursive: true, mode: 0o755 });
+    const init = await runHostScript(["init", "--root", root, "--reload-file", RELOAD_FILE]);
+    if (init.code !== 0) throw new Error(`init of ${root} failed: ${describeRun(init)}`);
+    const container = await startBenchContainer({
+      name: label,
+      image: opts.image,
+      env: [
+        `TOUCHDEPLOY_APP_SUBDIR=${APP_SUBDIR}`,
+        `TOUCHDEPLOY_FINGERPRINT=${fingerprint}`,
+        `TOUCHDEPLOY_RELOAD_FILE=${RELOAD_FILE}`,
+      ],
+      binds: [`${root}:/srv/app:ro`],
+    });
+    hosts.push({ label, root, container, fingerprint });
+  }
+  return hosts;
+}
+
+/** The arguments the Pulumi program's fetch + release pass, as one `deploy`. */
+export function deployArgs(host: CodeHost, repo: TestRepo, sha: string): string[] {
+  return [
+    "deploy",
+    "--root",
+    host.root,
+    "--repo",
+    repo.origin,
+    "--commit",
+    sha,
+    "--subdir",
+    APP_SUBDIR,
+    "--reload-file",
+    RELOAD_FILE,
+    "--health-url",
+    host.container.healthUrl,
+    "--health-timeout",
+    String(HEALTH_TIMEOUT_S),
+    "--keep",
+    String(KEEP_RELEASES),
+    "--dependency-files",
+    DEPENDENCY_FILES.join(" "),
+    "--container-fingerprint",
+    host.fingerprint,
+  ];
+}
+
+/**
+ * Runs the host script's `deploy` as the program does (`/bin/sh -c "bash -s -- ..."` with the
+ * script on stdin). `scriptText` replaces the script (for experiments); throws when it fails.
+ */
+export async function codeDeploy(
+  host: CodeHost,
+  repo: TestRepo,
+  sha: string,
+  scriptText: string = hostScriptText(),
+): Promise<CodeDeployResult> {
+  let touchedAt: number | undefined;
+  let seen = "";
+  const startedAt = Date.now();
+  const started = start("/bin/sh", ["-c", hostScriptCommand(deployArgs(host, repo, sha))], {
+    input: scriptText,
+    timeoutMs: 180_000,
+    onStdout: (chunk) => {
+      seen += chunk;
+      if (touchedAt === undefined && seen.includes("touchdeploy: reload ")) touchedAt = Date.now();
+    },
+  });
+  const result = await started.result;
+  const endedAt = startedAt + result.durationMs;
+  if (result.code !== 0) {
+    throw new Error(
+      `deploy of ${sha.slice(0, 12)} to ${host.label} failed: ${describeRun(result)}`,
+    );
+  }
+  return {
+    sha,
+    host: host.label,
+    result,
+    totalMs: result.durationMs,
+    startedAt,
+    endedAt,
+    touchedAt,
+    steps: parseSteps(result.stdout),
+  };
+}
+
+export function parseSteps(stdout: string): ScriptSteps {
+  const num = (re: RegExp): number | undefined => {
+    const m = re.exec(stdout);
+    return m ? Number(m[1]) : undefined;
+  };
+  return {
+    fetch: num(/^touchdeploy: fetch .* in (\d+\.\d+)s$/m),
+    extract: num(/^touchdeploy: extract .* in (\d+\.\d+)s$/m),
+    switch: num(/^touchdeploy: switch .* in (\d+\.\d+)s$/m),
+    healthyAfterReload: num(/healthy (\d+\.\d+)s after the reload/),
+    prune: num(/^touchdeploy: prune .* in (\d+\.\d+)s$/m),
+    deployed: num(/^touchdeploy: deployed \S+ in (\d+\.\d+)s$/m),
+  };
+}
+
+const DETECT = [RELOAD_LOG_LINE, "[uwsgi-fsmon] detected event"];
+const REEXEC = "binary reloading uWSGI";
+const SPAWNED = /spawned uWSGI worker (\d+)/;
+
+/**
+ * Where one deploy's reload spent its time, read from the container log (see ReloadPhases).
+ * Reloads are counted up to `untilMs` (call it a while after the deploy, before the next one, so
+ * that a second, late reload would be seen).
+ */
+export async function reloadPhases(
+  host: CodeHost,
+  deploy: CodeDeployResult,
+  untilMs: number = Date.now(),
+): Promise<ReloadPhases> {
+  const lines = await host.container.logLines(deploy.startedAt - 20);
+  const upTo = lines.filter((l) => l.atMs <= untilMs);
+  const reloads = upTo.filter((l) => l.text.includes(REEXEC)).length;
+  const detect = upTo.find((l) => DETECT.some((d) => l.text.includes(d)));
+  const reexec = upTo.find((l) => l.text.includes(REEXEC));
+  const spawned = upTo.filter((l) => SPAWNED.test(l.text) && l.atMs >= (reexec?.atMs ?? Infinity));
+  const ready = spawned.length ? spawned[spawned.length - 1] : undefined;
+  const touch = deploy.touchedAt;
+  const sub = (a: number | undefined, b: number | undefined): number | undefined =>
+    a !== undefined && b !== undefined ? a - b : undefined;
+  return {
+    detectMs: sub(detect?.atMs, touch),
+    reapMs: sub(reexec?.atMs, detect?.atMs),
+    restartMs: sub(ready?.atMs, reexec?.atMs),
+    healthSeenMs:
+      touch !== undefined && deploy.steps.healthyAfterReload !== undefined && ready
+        ? touch + deploy.steps.healthyAfterReload * 1000 - ready.atMs
+        : undefined,
+    reloads,
+  };
+}

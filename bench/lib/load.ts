@@ -1,0 +1,75 @@
+/** Starts the load generator process (loadWorker.ts) and stops it on demand. */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { REPO_ROOT } from "../../test/e2e/support/images";
+import type { PacedLoadOptions, PacedLoadResult } from "./pacedLoad";
+
+export interface RunningLoad {
+  /** Ends the load, waits for in-flight requests, returns what happened. */
+  stop(): Promise<LoadWindow>;
+  /** Kills it without a result (cleanup). */
+  kill(): void;
+}
+
+export interface LoadWindow extends PacedLoadResult {
+  /** Share of the machine's CPU time that was busy during the window (0..1, all cores). */
+  machineBusy: number;
+}
+
+/** Busy and total jiffies of all CPUs, from /proc/stat. */
+function cpuTimes(): { busy: number; total: number } {
+  const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+export async function startLoad(opts: PacedLoadOptions): Promise<RunningLoad> {
+  const worker = path.join(REPO_ROOT, "bench", "loadWorker.ts");
+  const child = spawn(process.execPath, ["--import", "tsx", worker, JSON.stringify(opts)], {
+    cwd: REPO_ROOT,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (c: string) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  await new Promise<void>((resolve, reject) => {
+    const onData = (c: string): void => {
+      stdout += c;
+      if (stdout.includes("ready\n")) {
+        child.stdout.off("data", onData);
+        resolve();
+      }
+    };
+    child.stdout.on("data", onData);
+    void exited.then((code) =>
+      reject(new Error(`the load generator exited (${code}) before it started:\n${stderr}`)),
+    );
+  });
+  const cpu0 = cpuTimes();
+  child.stdout.on("data", (c: string) => (stdout += c));
+  return {
+    stop: async () => {
+      const cpu1 = cpuTimes();
+      child.stdin.end("stop\n");
+      const code = await exited;
+      const line = stdout.split("\n").find((l) => l.startsWith("{"));
+      if (code !== 0 || !line) {
+        throw new Error(`the load generator failed (exit ${code}):\n${stderr.slice(-2000)}`);
+      }
+      const result = JSON.parse(line) as PacedLoadResult;
+      const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
+      return { ...result, machineBusy };
+    },
+    kill: () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Paced concurrent HTTP load with exact accounting, run in its own process (loadWorker.ts) so
+ * that it neither shares an event loop with the timers of the benchmark nor hides its own CPU.
+ *
+ * Same accounting as the e2e tests' load (test/e2e/support/load.ts): one request per
+ * connection (`Connection: close`, uWSGI's http-socket closes after each answer anyway), and
+ * every request ends as exactly one of 2xx / non-2xx / error / timeout. What that module lacks
+ * and a benchmark on 2 shared cores needs: a request rate (each client sends at most one request
+ * per `1 / ratePerClient` s; unpaced, 16 clients keep both cores ~90% busy and the deploy being
+ * measured starves), a stop on demand (the window ends 1 s after the deploy, whatever it took),
+ * and the raw latencies, so percentiles can be pooled across runs.
+ */
+import * as http from "node:http";
+
+export interface PacedLoadOptions {
+  url: string;
+  connections: number;
+  /** Requests per second over all clients; 0 = unpaced (each client as fast as it can). */
+  ratePerSecond: number;
+  requestTimeoutMs: number;
+  /** Hard stop even if nobody asks (bounded load). */
+  maxDurationMs: number;
+}
+
+export interface PacedLoadResult {
+  requests: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statuses: Record<string, number>;
+  errorSamples: string[];
+  /** Latency of every answered request (any status), ms, in the order they completed. */
+  latenciesMs: number[];
+  /** Responses whose body names another revision than their X-Revision header. */
+  bodyMismatches: number;
+  /** Per X-Revision of 2xx answers: count and first/last time seen (ms after the start). */
+  revisions: Record<string, { count: number; firstMs: number; lastMs: number }>;
+  durationMs: number;
+  /** CPU the load process itself used (user + system), in seconds. */
+  cpuSeconds: number;
+}
+
+type Outcome =
+  | { kind: "response"; status: number; revision: string | undefined; body: string }
+  | { kind: "error" | "timeout"; message: string };
+
+function once(url: string, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (o: Outcome): void => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(o);
+      }
+    };
+    const req = http.get(url, { agent: false, headers: { Connection: "close" } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => {
+        const rev = res.headers["x-revision"];
+        finish({
+          kind: "response",
+          status: res.statusCode ?? 0,
+          revision: Array.isArray(rev) ? rev[0] : rev,
+          body,
+        });
+      });
+      res.on("error", (err) => finish({ kind: "error", message: err.message }));
+      res.on("aborted", () => finish({ kind: "error", message: "response aborted" }));
+    });
+    const timer = setTimeout(() => {
+      finish({ kind: "timeout", message: `no complete answer within ${timeoutMs} ms` });
+      req.destroy();
+    }, timeoutMs);
+    req.on("error", (err) => finish({ kind: "error", message: err.message }));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs the load until `stopped()` is true or maxDurationMs passed; waits for in-flight requests. */
+export async function runPacedLoad(
+  opts: PacedLoadOptions,
+  stopped: () => boolean,
+): Promise<PacedLoadResult> {
+  const cpu0 = process.cpuUsage();
+  const t0 = Date.now();
+  const end = t0 + opts.maxDurationMs;
+  const result: PacedLoadResult = {
+    requests: 0,
+    ok: 0,
+    non2xx: 0,
+    errors: 0,
+    timeouts: 0,
+    statuses: {},
+    errorSamples: [],
+    latenciesMs: [],
+    bodyMismatches: 0,
+    revisions: {},
+    durationMs: 0,
+    cpuSeconds: 0,
+  };
+  const intervalMs = opts.ratePerSecond > 0 ? (opts.connections * 1000) / opts.ratePerSecond : 0;
+  const running = (): boolean => !stopped() && Date.now() < end;
+  const client = async (index: number): Promise<void> => {
+    // Clients start spread over one interval so that the requests are spread too.
+    let next = t0 + (intervalMs * index) / opts.connections;
+    while (running()) {
+      const wait = next - Date.now();
+      if (wait > 0) {
+        await sleep(wait);
+        if (!running()) break;
+      }
+      const sent = Date.now();
+      // The next slot; a client that fell behind (slow answer) sends right away, no burst.
+      next = Math.max(next + intervalMs, sent);
+      const o = await once(opts.url, opts.requestTimeoutMs);
+      result.requests++;
+      if (o.kind !== "response") {
+        if (o.kind === "timeout") result.timeouts++;
+        else result.errors++;
+        if (result.errorSamples.length < 10) result.errorSamples.push(`${o.kind}: ${o.message}`);
+        continue;
+      }
+      result.latenciesMs.push(Date.now() - sent);
+      result.statuses[o.status] = (result.statuses[o.status] ?? 0) + 1;
+      if (o.status < 200 || o.status > 299) {
+        result.non2xx++;
+        if (result.errorSamples.length < 10) {
+          result.errorSamples.push(`HTTP ${o.status}: ${o.body.slice(0, 100)}`);
+        }
+        continue;
+      }
+      result.ok++;
+      const revision = o.revision ?? "(none)";
+      const ms = Date.now() - t0;
+      const seen = (result.revisions[revision] ??= { count: 0, firstMs: ms, lastMs: ms });
+      seen.count++;
+      seen.lastMs = ms;
+      // hello-wsgi answers "<greeting> (revision <12 hex>)": the code that ran.
+      const claimed = /\(revision ([0-9a-f]{12})\)/.exec(o.body)?.[1];
+      if (!claimed || !revision.startsWith(claimed)) result.bodyMismatches++;
+    }
+  };
+  await Promise.all(Array.from({ length: opts.connections }, (_, i) => client(i)));
+  result.durationMs = Date.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  result.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return result;
+}

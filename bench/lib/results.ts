@@ -1,0 +1,76 @@
+/** The benchmark's results: what latest.json holds (one object per measurement). */
+import type { Summary } from "./stats";
+
+export interface LoadStats {
+  /** Requests sent during the windows of this measurement (all runs). */
+  requests: number;
+  ok: number;
+  non2xx: number;
+  /** Connection refused / reset / closed before a complete answer. */
+  errors: number;
+  timeouts: number;
+  /** Pooled over all runs, ms. */
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Answers whose body came from other code than their X-Revision says (should be 0). */
+  bodyMismatches: number;
+  /** Seconds of load per run (the window: 1 s before the deploy, the deploy, 1 s after). */
+  windowSeconds: Summary;
+  /** Share of both cores busy during the windows (median over runs). */
+  machineBusy: number;
+  /** Cores the load generator itself used during its windows (its CPU s / window s). */
+  loadGeneratorCores: number;
+}
+
+export interface Measurement {
+  /**
+   * code-deploy, container-deploy, ratio-container-over-code, code-deploy-under-load,
+   * container-deploy-under-load, ratio-container-over-code-under-load, load-baseline,
+   * scale-parallel, scale-rolling, reload-experiment.
+   */
+  kind: string;
+  /** What was measured, in words. */
+  label: string;
+  /** Runtime/script variant: "stock" is what touchdeploy ships. */
+  variant: string;
+  /** Hosts deployed to. */
+  n: number;
+  batchSize?: number;
+  runs: number;
+  /** "s" for times, "x" for ratios. */
+  unit: "s" | "x";
+  median: number;
+  min: number;
+  max: number;
+  /** Every run's value, in run order. */
+  samples: number[];
+  /** Requests and failed requests (non-2xx + errors + timeouts) under load; null without load. */
+  requests: number | null;
+  failed: number | null;
+  load?: LoadStats;
+  /** Per-step times in seconds (median/min/max over runs). */
+  steps?: Record<string, Summary>;
+  /** Graceful reloads uWSGI performed per deploy (every value must be 1). */
+  reloadsPerDeploy?: number[];
+}
+
+export interface Target {
+  name: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface BenchResults {
+  schema: 1;
+  /** ISO date-time the run started (UTC). */
+  date: string;
+  mode: "full" | "smoke";
+  durationSeconds: number;
+  machine: Record<string, string | number>;
+  settings: Record<string, unknown>;
+  /** The contract variant the benchmark proposes (measurements with this `variant`). */
+  proposedVariant: string;
+  measurements: Measurement[];
+  targets: Target[];
+  notes: string[];
+}
