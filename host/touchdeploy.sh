@@ -551,6 +551,8 @@ clean_stale_tmp() {
             warn "could not remove $d left by an interrupted deploy"
         fi
     done
+    # Symlinks and the holder record a deploy killed between writing and renaming them left.
+    rm -f -- "$ROOT"/.current.tmp-* "$ROOT"/.previous.tmp-* "$ROOT"/.lock.holder.tmp-*
 }
 
 extract_release() {
