@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { hostScriptCommand as programCommand } from "../../components/hostScript";
 import { getServed, startAppContainer, waitForRevision, type AppContainer } from "./support/app";
 import { short } from "./support/fixture";
 import { APP_SUBDIR, TestRepo } from "./support/git";
@@ -106,22 +107,34 @@ describe(
       assert.deepEqual(new Set(uids), new Set([10001]));
     });
 
-    it("a second, code-only deploy over SSH reloads the same container", async () => {
+    it("a second, code-only deploy over SSH, with the program's own command line, reloads the same container", async () => {
       const before = await app.identity();
       const sha = await repo.commitGreeting("Hello over SSH");
-      const r = await remote([
-        "deploy",
-        "--root",
+      // The command string exactly as the Pulumi program builds it (components/hostScript.ts).
+      const command = programCommand("deploy", {
         root,
-        "--repo",
-        repo.origin,
-        "--commit",
-        sha,
-        "--subdir",
-        APP_SUBDIR,
-        "--health-url",
-        app.healthUrl,
-      ]);
+        repo: repo.origin,
+        commit: sha,
+        subdir: APP_SUBDIR,
+        "health-url": app.healthUrl,
+      });
+      assert.equal(
+        command,
+        hostScriptCommand([
+          "deploy",
+          "--root",
+          root,
+          "--repo",
+          repo.origin,
+          "--commit",
+          sha,
+          "--subdir",
+          APP_SUBDIR,
+          "--health-url",
+          app.healthUrl,
+        ]),
+      );
+      const r = await sshRun(server, command, hostScriptText());
       assert.equal(r.code, EXIT.ok, describeRun(r));
       const served = await getServed(`${app.baseUrl}/`);
       assert.equal(served.revision, sha);

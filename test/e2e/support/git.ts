@@ -122,6 +122,14 @@ export class TestRepo {
     return this.commit(`Require ${line}`);
   }
 
+  /** A Debian dependency: a package line appended to the app's Aptfile. Returns the new SHA. */
+  async commitAptPackage(debianPackage: string): Promise<string> {
+    const file = path.join(this.work, APP_SUBDIR, "Aptfile");
+    const before = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    this.writeAppFile("Aptfile", `${before}${debianPackage}\n`);
+    return this.commit(`Need Debian package ${debianPackage}`);
+  }
+
   /**
    * Rewrites history: drops the last `drop` commits, commits a new greeting instead and
    * force-pushes. The dropped commits are no longer reachable from origin. Returns the new SHA.
