@@ -6,6 +6,7 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { UNMANAGED_FINGERPRINT } from "./fingerprint";
 import { HostTarget } from "./hostSpec";
 import {
   fetchKeyPaths,
@@ -341,12 +342,16 @@ export class HostDeployment extends pulumi.ComponentResource {
     );
 
     // The container's fingerprint as the container itself declares it (also right under
-    // `pulumi up --target` of the release alone).
-    const containerFingerprint = this.container.envs.apply(
-      (list) =>
-        (list ?? [])
-          .find((e) => e.startsWith("TOUCHDEPLOY_FINGERPRINT="))
-          ?.slice("TOUCHDEPLOY_FINGERPRINT=".length) ?? "unmanaged",
+    // `pulumi up --target` of the release alone). With an unmanaged image there is nothing to
+    // guard, so the host script is not asked to (it would warn on every deploy).
+    const containerFingerprint = this.container.envs.apply((list) => {
+      const fingerprint = (list ?? [])
+        .find((e) => e.startsWith("TOUCHDEPLOY_FINGERPRINT="))
+        ?.slice("TOUCHDEPLOY_FINGERPRINT=".length);
+      return fingerprint === UNMANAGED_FINGERPRINT ? undefined : fingerprint;
+    });
+    const guardedFiles = containerFingerprint.apply((fp) =>
+      fp === undefined ? undefined : args.dependencyFiles.join(" "),
     );
     this.release = runOnHost(
       "release",
@@ -359,7 +364,7 @@ export class HostDeployment extends pulumi.ComponentResource {
           "health-url": hostHealthUrl(args.bindAddress, args.port, args.healthPath),
           "health-timeout": args.healthTimeoutSeconds,
           keep: args.keepReleases,
-          "dependency-files": args.dependencyFiles.join(" "),
+          "dependency-files": guardedFiles,
           "container-fingerprint": containerFingerprint,
         }),
         stdin: script,
