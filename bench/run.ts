@@ -54,6 +54,8 @@ interface Options {
   /** Requests per second over all clients; 0 = unpaced. */
   rate: number;
   outDir: string;
+  /** Which parts to run: deploys (1-3), experiments, scale (4). */
+  only: Set<string>;
 }
 
 const USAGE = `usage: npm run bench -- [--smoke] [--runs N] [--short-runs N] [--ns 1,4,16]
@@ -64,7 +66,11 @@ const USAGE = `usage: npm run bench -- [--smoke] [--runs N] [--short-runs N] [--
   --ns LIST       host counts for the scale measurement (default 1,4,16)
   --connections C concurrent load clients (default 16)
   --rate R        requests per second over all clients, 0 = as fast as they can (default 400)
-  --out DIR       where latest.json, latest.md and latest.svg go (default bench/results)`;
+  --out DIR       where latest.json, latest.md and latest.svg go (default bench/results)
+  --only LIST     run only some parts: deploys (code vs container, idle and under load),
+                  experiments (reload variants), scale (default: all three)`;
+
+const PARTS = ["deploys", "experiments", "scale"];
 
 function parseArgs(argv: string[]): Options {
   const smoke = argv.includes("--smoke");
@@ -78,6 +84,7 @@ function parseArgs(argv: string[]): Options {
     connections: 16,
     rate: 400,
     outDir: path.join(REPO_ROOT, smoke ? "bench/.tmp/results-smoke" : "bench/results"),
+    only: new Set(PARTS),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -97,7 +104,10 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--connections") opts.connections = int(1);
     else if (a === "--rate") opts.rate = int(0);
     else if (a === "--out") opts.outDir = path.resolve(next());
-    else if (a === "--ns") {
+    else if (a === "--only") {
+      opts.only = new Set(next().split(","));
+      if (![...opts.only].every((p) => PARTS.includes(p))) throw new Error(`--only: ${USAGE}`);
+    } else if (a === "--ns") {
       opts.ns = next()
         .split(",")
         .map((s) => Number(s));
@@ -226,6 +236,7 @@ function imageSteps(deploys: ImageDeployResult[]): Record<string, Summary> {
     push: of("pushMs"),
     pull: of("pullMs"),
     "replace (stop, remove, create, start)": of("replaceMs"),
+    "  of which docker stop + remove": of("stopMs"),
     "container started → new code served": of("healthyMs"),
   };
 }
@@ -252,6 +263,23 @@ function loadStats(windows: LoadWindow[]): LoadStats {
     machineBusy: round(median(windows.map((w) => w.machineBusy))),
     loadGeneratorCores: round(sum(windows.map((w) => w.cpuSeconds)) / Math.max(seconds, 1e-9)),
   };
+}
+
+/** A code deploy slower than this gets its script output and container log into the notes. */
+const SLOW_MS = 10_000;
+
+async function explainSlow(host: CodeHost, d: CodeDeployResult, notes: string[]): Promise<void> {
+  if (d.totalMs < SLOW_MS) return;
+  const lines = await host.container.logLines(d.startedAt - 1000);
+  const tail = lines
+    .filter((l) => l.atMs <= d.endedAt + 1000)
+    .slice(-40)
+    .map((l) => `${new Date(l.atMs).toISOString().slice(11, 23)} ${l.text}`);
+  const text =
+    `${host.label}: the deploy of ${d.sha.slice(0, 12)} took ${secs(d.totalMs)}. Script output: ` +
+    `${d.result.stdout.trim().split("\n").join(" | ")}. Container log: ${tail.join(" | ")}`;
+  log(`SLOW: ${text}`);
+  notes.push(text);
 }
 
 async function describeMachine(): Promise<Record<string, string | number>> {
@@ -301,97 +329,7 @@ async function main(): Promise<void> {
   const repo = await TestRepo.create(path.join(scratch, "repo"));
   const stockScript = hostScriptText();
 
-  // ---------------------------------------------------------------- 1 + 2: pairs, idle
-  const registry = await step("starting docker-registry on 127.0.0.1", () =>
-    startRegistry(path.join(scratch, "registry")),
-  );
-  const stopRegistry = onCleanup("registry", () => registry.stop());
-  log(`registry: ${registry.address}`);
-
-  const [codeHost] = await step("code host: app root + runtime container", () =>
-    createCodeHosts({ count: 1, label: "code", dir: scratch, repo, image: runtime.tag }),
-  );
-  onCleanup("code host", () => codeHost.container.remove());
-  const imageHost = new ImageHost({
-    registry: registry.address,
-    repo,
-    runtimeImage: runtime.tag,
-    dir: scratch,
-    name: "image",
-  });
-  const cleanupImageHost = onCleanup("image host", () => imageHost.cleanup());
-  const head = await repo.head();
-  await step("first release on the code host", () => codeDeploy(codeHost, repo, head));
-  await step("first image and container on the image host", () => imageHost.deploy(head));
-  const uwsgiVersion = /Starting uWSGI (\S+)/.exec(
-    (await codeHost.container.logLines(0)).map((l) => l.text).join("\n"),
-  )?.[1];
-  if (uwsgiVersion) machine.uwsgi = `uWSGI ${uwsgiVersion}`;
-
-  for (let i = 0; i < opts.warmup; i++) {
-    const sha = await newCommit(repo);
-    const c = await codeDeploy(codeHost, repo, sha);
-    await settle();
-    const im = await imageHost.deploy(sha);
-    log(
-      `warm-up: code deploy ${secs(c.totalMs)}, container deploy ${secs(im.totalMs)} (not counted)`,
-    );
-    await settle();
-  }
-
-  const code: CodeDeployResult[] = [];
-  const codePhases: ReloadPhases[] = [];
-  const image: ImageDeployResult[] = [];
-  for (let i = 0; i < opts.runs; i++) {
-    const sha = await newCommit(repo);
-    const c = await codeDeploy(codeHost, repo, sha);
-    await settle();
-    const p = await reloadPhases(codeHost, c);
-    const im = await imageHost.deploy(sha);
-    await settle();
-    code.push(c);
-    codePhases.push(p);
-    image.push(im);
-    const s = im.steps;
-    log(
-      `run ${i + 1}/${opts.runs} ${sha.slice(0, 12)}: code deploy ${secs(c.totalMs)} ` +
-        `(touch→healthy ${c.steps.healthyAfterReload ?? "?"}s, ${p.reloads} reload); ` +
-        `container deploy ${secs(im.totalMs)} (build ${secs(s.buildMs)}, push ${secs(s.pushMs)}, ` +
-        `pull ${secs(s.pullMs)}, replace ${secs(s.replaceMs)}, healthy ${secs(s.healthyMs)}); ` +
-        `ratio ${(im.totalMs / c.totalMs).toFixed(2)}x`,
-    );
-  }
-  measurements.push(
-    measurement({
-      kind: "code-deploy",
-      label: "Code deploy (touchdeploy)",
-      variant: "stock",
-      n: 1,
-      unit: "s",
-      valuesMs: code.map((c) => c.totalMs),
-      steps: codeSteps(code, codePhases),
-      reloadsPerDeploy: codePhases.map((p) => p.reloads),
-    }),
-    measurement({
-      kind: "container-deploy",
-      label: "Container deploy (build, push, pull, replace)",
-      variant: "stock",
-      n: 1,
-      unit: "s",
-      valuesMs: image.map((c) => c.totalMs),
-      steps: imageSteps(image),
-    }),
-    measurement({
-      kind: "ratio-container-over-code",
-      label: "Ratio container / code (pair by pair)",
-      variant: "stock",
-      n: 1,
-      unit: "x",
-      ratios: code.map((c, i) => image[i].totalMs / c.totalMs),
-    }),
-  );
-
-  // ---------------------------------------------------------------- 3: under load
+  // Load windows: the load generator runs from 1 s before `during` until 1 s after it.
   const loadOpts = {
     connections: opts.connections,
     ratePerSecond: opts.rate,
@@ -415,82 +353,177 @@ async function main(): Promise<void> {
       0.99,
     )} ms, CPU ${Math.round(w.machineBusy * 100)}%`;
 
-  const baseline = await step("load baseline (no deploy)", () =>
-    window(`${codeHost.container.baseUrl}/`, () => sleep(2000)),
-  );
-  log(`baseline: ${describeWindow(baseline)}`);
-  measurements.push(
-    measurement({
-      kind: "load-baseline",
-      label: "Load alone, no deploy (window length)",
-      variant: "stock",
-      n: 1,
-      unit: "s",
-      valuesMs: [baseline.durationMs],
-      load: loadStats([baseline]),
-    }),
-  );
-
-  const codeLoaded: CodeDeployResult[] = [];
-  const codeWindows: LoadWindow[] = [];
-  const imageLoaded: ImageDeployResult[] = [];
-  const imageWindows: LoadWindow[] = [];
-  for (let i = 0; i < opts.runs; i++) {
-    const sha = await newCommit(repo);
-    let c: CodeDeployResult | undefined;
-    const cw = await window(`${codeHost.container.baseUrl}/`, async () => {
-      c = await codeDeploy(codeHost, repo, sha);
-    });
-    await settle();
-    let im: ImageDeployResult | undefined;
-    const iw = await window(`${imageHost.baseUrl}/`, async () => {
-      im = await imageHost.deploy(sha);
-    });
-    await settle();
-    if (!c || !im) throw new Error("a deploy under load did not report");
-    codeLoaded.push(c);
-    codeWindows.push(cw);
-    imageLoaded.push(im);
-    imageWindows.push(iw);
-    log(
-      `under load ${i + 1}/${opts.runs}: code deploy ${secs(c.totalMs)}: ${describeWindow(cw)}; ` +
-        `container deploy ${secs(im.totalMs)}: ${describeWindow(iw)}`,
+  let baselineBusy: number | undefined;
+  if (opts.only.has("deploys")) {
+    // ---------------------------------------------------------------- 1 + 2: pairs, idle
+    const registry = await step("starting docker-registry on 127.0.0.1", () =>
+      startRegistry(path.join(scratch, "registry")),
     );
-  }
-  const codeLoad = loadStats(codeWindows);
-  const imageLoad = loadStats(imageWindows);
-  measurements.push(
-    measurement({
-      kind: "code-deploy-under-load",
-      label: `Code deploy under load (${opts.connections} clients)`,
-      variant: "stock",
-      n: 1,
-      unit: "s",
-      valuesMs: codeLoaded.map((c) => c.totalMs),
-      load: codeLoad,
-    }),
-    measurement({
-      kind: "container-deploy-under-load",
-      label: `Container deploy under load (${opts.connections} clients)`,
-      variant: "stock",
-      n: 1,
-      unit: "s",
-      valuesMs: imageLoaded.map((c) => c.totalMs),
-      load: imageLoad,
-    }),
-    measurement({
-      kind: "ratio-container-over-code-under-load",
-      label: "Ratio container / code under load (pair by pair)",
-      variant: "stock",
-      n: 1,
-      unit: "x",
-      ratios: codeLoaded.map((c, i) => imageLoaded[i].totalMs / c.totalMs),
-    }),
-  );
-  await cleanupImageHost();
-  await stopRegistry();
+    const stopRegistry = onCleanup("registry", () => registry.stop());
+    log(`registry: ${registry.address}`);
 
-  // ---------------------------------------------------------------- reload experiments
+    const [codeHost] = await step("code host: app root + runtime container", () =>
+      createCodeHosts({ count: 1, label: "code", dir: scratch, repo, image: runtime.tag }),
+    );
+    onCleanup("code host", () => codeHost.container.remove());
+    const imageHost = new ImageHost({
+      registry: registry.address,
+      repo,
+      runtimeImage: runtime.tag,
+      dir: scratch,
+      name: "image",
+    });
+    const cleanupImageHost = onCleanup("image host", () => imageHost.cleanup());
+    const head = await repo.head();
+    await step("first release on the code host", () => codeDeploy(codeHost, repo, head));
+    await step("first image and container on the image host", () => imageHost.deploy(head));
+    const uwsgiVersion = /Starting uWSGI (\S+)/.exec(
+      (await codeHost.container.logLines(0)).map((l) => l.text).join("\n"),
+    )?.[1];
+    if (uwsgiVersion) machine.uwsgi = `uWSGI ${uwsgiVersion}`;
+
+    for (let i = 0; i < opts.warmup; i++) {
+      const sha = await newCommit(repo);
+      const c = await codeDeploy(codeHost, repo, sha);
+      await settle();
+      const im = await imageHost.deploy(sha);
+      log(
+        `warm-up: code deploy ${secs(c.totalMs)}, container deploy ${secs(im.totalMs)} (not counted)`,
+      );
+      await settle();
+    }
+
+    const code: CodeDeployResult[] = [];
+    const codePhases: ReloadPhases[] = [];
+    const image: ImageDeployResult[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const sha = await newCommit(repo);
+      const c = await codeDeploy(codeHost, repo, sha);
+      await settle();
+      const p = await reloadPhases(codeHost, c);
+      const im = await imageHost.deploy(sha);
+      await settle();
+      code.push(c);
+      codePhases.push(p);
+      image.push(im);
+      const s = im.steps;
+      log(
+        `run ${i + 1}/${opts.runs} ${sha.slice(0, 12)}: code deploy ${secs(c.totalMs)} ` +
+          `(touch→healthy ${c.steps.healthyAfterReload ?? "?"}s, ${p.reloads} reload); ` +
+          `container deploy ${secs(im.totalMs)} (build ${secs(s.buildMs)}, push ${secs(s.pushMs)}, ` +
+          `pull ${secs(s.pullMs)}, replace ${secs(s.replaceMs)}, healthy ${secs(s.healthyMs)}); ` +
+          `ratio ${(im.totalMs / c.totalMs).toFixed(2)}x`,
+      );
+    }
+    measurements.push(
+      measurement({
+        kind: "code-deploy",
+        label: "Code deploy (touchdeploy)",
+        variant: "stock",
+        n: 1,
+        unit: "s",
+        valuesMs: code.map((c) => c.totalMs),
+        steps: codeSteps(code, codePhases),
+        reloadsPerDeploy: codePhases.map((p) => p.reloads),
+      }),
+      measurement({
+        kind: "container-deploy",
+        label: "Container deploy (build, push, pull, replace)",
+        variant: "stock",
+        n: 1,
+        unit: "s",
+        valuesMs: image.map((c) => c.totalMs),
+        steps: imageSteps(image),
+      }),
+      measurement({
+        kind: "ratio-container-over-code",
+        label: "Ratio container / code (pair by pair)",
+        variant: "stock",
+        n: 1,
+        unit: "x",
+        ratios: code.map((c, i) => image[i].totalMs / c.totalMs),
+      }),
+    );
+
+    // ---------------------------------------------------------------- 3: under load
+    const baseline = await step("load baseline (no deploy)", () =>
+      window(`${codeHost.container.baseUrl}/`, () => sleep(2000)),
+    );
+    log(`baseline: ${describeWindow(baseline)}`);
+    measurements.push(
+      measurement({
+        kind: "load-baseline",
+        label: "Load alone, no deploy (window length)",
+        variant: "stock",
+        n: 1,
+        unit: "s",
+        valuesMs: [baseline.durationMs],
+        load: loadStats([baseline]),
+      }),
+    );
+
+    const codeLoaded: CodeDeployResult[] = [];
+    const codeWindows: LoadWindow[] = [];
+    const imageLoaded: ImageDeployResult[] = [];
+    const imageWindows: LoadWindow[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const sha = await newCommit(repo);
+      let c: CodeDeployResult | undefined;
+      const cw = await window(`${codeHost.container.baseUrl}/`, async () => {
+        c = await codeDeploy(codeHost, repo, sha);
+      });
+      await settle();
+      let im: ImageDeployResult | undefined;
+      const iw = await window(`${imageHost.baseUrl}/`, async () => {
+        im = await imageHost.deploy(sha);
+      });
+      await settle();
+      if (!c || !im) throw new Error("a deploy under load did not report");
+      codeLoaded.push(c);
+      codeWindows.push(cw);
+      imageLoaded.push(im);
+      imageWindows.push(iw);
+      log(
+        `under load ${i + 1}/${opts.runs}: code deploy ${secs(c.totalMs)}: ${describeWindow(cw)}; ` +
+          `container deploy ${secs(im.totalMs)}: ${describeWindow(iw)}`,
+      );
+    }
+    const codeLoad = loadStats(codeWindows);
+    const imageLoad = loadStats(imageWindows);
+    measurements.push(
+      measurement({
+        kind: "code-deploy-under-load",
+        label: `Code deploy under load (${opts.connections} clients)`,
+        variant: "stock",
+        n: 1,
+        unit: "s",
+        valuesMs: codeLoaded.map((c) => c.totalMs),
+        load: codeLoad,
+      }),
+      measurement({
+        kind: "container-deploy-under-load",
+        label: `Container deploy under load (${opts.connections} clients)`,
+        variant: "stock",
+        n: 1,
+        unit: "s",
+        valuesMs: imageLoaded.map((c) => c.totalMs),
+        load: imageLoad,
+      }),
+      measurement({
+        kind: "ratio-container-over-code-under-load",
+        label: "Ratio container / code under load (pair by pair)",
+        variant: "stock",
+        n: 1,
+        unit: "x",
+        ratios: codeLoaded.map((c, i) => imageLoaded[i].totalMs / c.totalMs),
+      }),
+    );
+    await cleanupImageHost();
+    await stopRegistry();
+    baselineBusy = baseline.machineBusy;
+  }
+
+  // ---------------------------------------------------------------- contract variants
   const docker = await ensureDocker();
   const variantImages = new Map<string, string>();
   for (const [variant, tag, contract] of [
@@ -511,167 +544,176 @@ async function main(): Promise<void> {
     );
   }
   const imageOf = (variant: string): string => variantImages.get(variant) ?? runtime.tag;
-  const pollScript = scriptWithPoll("0.05");
-  const expHosts = new Map<string, CodeHost>();
-  const removeExpHosts = onCleanup("experiment hosts", async () => {
-    for (const h of expHosts.values()) await h.container.remove().catch(() => undefined);
-  });
-  for (const variant of ["stock", "fs-reload", "wake", PROPOSED]) {
-    const [h] = await createCodeHosts({
-      count: 1,
-      label: `exp-${variant.replace(/[^a-z]+/g, "")}`,
-      dir: scratch,
-      repo,
-      image: imageOf(variant),
+  // ---------------------------------------------------------------- reload experiments
+  if (opts.only.has("experiments")) {
+    const pollScript = scriptWithPoll("0.05");
+    const expHosts = new Map<string, CodeHost>();
+    const removeExpHosts = onCleanup("experiment hosts", async () => {
+      for (const h of expHosts.values()) await h.container.remove().catch(() => undefined);
     });
-    expHosts.set(variant, h);
-  }
-  const hostOf = (variant: string): CodeHost => {
-    const h = expHosts.get(variant);
-    if (!h) throw new Error(`no experiment host for ${variant}`);
-    return h;
-  };
-  const series = [
-    { variant: "stock", host: hostOf("stock"), script: stockScript },
-    { variant: "health poll 0.05 s", host: hostOf("stock"), script: pollScript },
-    { variant: "fs-reload", host: hostOf("fs-reload"), script: stockScript },
-    { variant: "wake", host: hostOf("wake"), script: stockScript },
-    { variant: PROPOSED, host: hostOf(PROPOSED), script: stockScript },
-  ].map((s) => ({ ...s, deploys: [] as CodeDeployResult[], phases: [] as ReloadPhases[] }));
-  const current = await repo.head();
-  for (const h of expHosts.values()) await codeDeploy(h, repo, current);
-  log(`reload experiments: ${series.length} variants, interleaved round-robin`);
-  for (let i = -opts.warmup; i < opts.shortRuns; i++) {
-    const line: string[] = [];
-    for (const s of series) {
-      const sha = await newCommit(repo);
-      const d = await codeDeploy(s.host, repo, sha, s.script);
-      await settle();
-      const p = await reloadPhases(s.host, d);
-      if (i >= 0) {
-        s.deploys.push(d);
-        s.phases.push(p);
-      }
-      line.push(`${s.variant} ${secs(d.totalMs)} (${p.reloads} reload)`);
-    }
-    log(`${i < 0 ? "warm-up" : `run ${i + 1}/${opts.shortRuns}`}: ${line.join(", ")}`);
-  }
-  for (const s of series) {
-    measurements.push(
-      measurement({
-        kind: "reload-experiment",
-        label: `Code deploy, ${s.variant}`,
-        variant: s.variant,
-        n: 1,
-        unit: "s",
-        valuesMs: s.deploys.map((d) => d.totalMs),
-        steps: codeSteps(s.deploys, s.phases),
-        reloadsPerDeploy: s.phases.map((p) => p.reloads),
-      }),
-    );
-  }
-
-  // The proposed contract under the same load as the stock one.
-  const proposedHost = hostOf(PROPOSED);
-  const proposedLoaded: CodeDeployResult[] = [];
-  const proposedWindows: LoadWindow[] = [];
-  const proposedPhases: ReloadPhases[] = [];
-  for (let i = 0; i < opts.runs; i++) {
-    const sha = await newCommit(repo);
-    let c: CodeDeployResult | undefined;
-    const w = await window(`${proposedHost.container.baseUrl}/`, async () => {
-      c = await codeDeploy(proposedHost, repo, sha);
-    });
-    await settle();
-    if (!c) throw new Error("a deploy under load did not report");
-    proposedPhases.push(await reloadPhases(proposedHost, c));
-    proposedLoaded.push(c);
-    proposedWindows.push(w);
-    log(
-      `under load (${PROPOSED}) ${i + 1}/${opts.runs}: code deploy ${secs(c.totalMs)}: ${describeWindow(w)}`,
-    );
-  }
-  measurements.push(
-    measurement({
-      kind: "code-deploy-under-load",
-      label: `Code deploy under load (${opts.connections} clients), ${PROPOSED}`,
-      variant: PROPOSED,
-      n: 1,
-      unit: "s",
-      valuesMs: proposedLoaded.map((c) => c.totalMs),
-      load: loadStats(proposedWindows),
-      reloadsPerDeploy: proposedPhases.map((p) => p.reloads),
-    }),
-  );
-  await removeExpHosts();
-
-  // ---------------------------------------------------------------- 4: scale
-  for (const variant of [
-    { name: "stock", image: runtime.tag },
-    { name: PROPOSED, image: imageOf(PROPOSED) },
-  ]) {
-    for (const n of opts.ns) {
-      const hosts = await step(`scale (${variant.name}): ${n} app root(s) + container(s)`, () =>
-        createCodeHosts({
-          count: n,
-          label: `s${n}-${variant.name === "stock" ? "stock" : "proposed"}-`,
-          dir: scratch,
-          repo,
-          image: variant.image,
-        }),
-      );
-      const removeHosts = onCleanup(`${n} scale hosts`, async () => {
-        for (const h of hosts) await h.container.remove().catch(() => undefined);
-        for (const h of hosts) removeTree(path.dirname(h.root));
+    for (const variant of ["stock", "fs-reload", "wake", PROPOSED]) {
+      const [h] = await createCodeHosts({
+        count: 1,
+        label: `exp-${variant.replace(/[^a-z]+/g, "")}`,
+        dir: scratch,
+        repo,
+        image: imageOf(variant),
       });
-      const first = await repo.head();
-      await Promise.all(hosts.map((h) => codeDeploy(h, repo, first)));
-      const parallel: number[] = [];
-      const rolling: number[] = [];
-      for (let i = 0; i < opts.shortRuns; i++) {
-        let sha = await newCommit(repo);
-        let t = Date.now();
-        await Promise.all(hosts.map((h) => codeDeploy(h, repo, sha)));
-        parallel.push(Date.now() - t);
+      expHosts.set(variant, h);
+    }
+    const hostOf = (variant: string): CodeHost => {
+      const h = expHosts.get(variant);
+      if (!h) throw new Error(`no experiment host for ${variant}`);
+      return h;
+    };
+    const series = [
+      { variant: "stock", host: hostOf("stock"), script: stockScript },
+      { variant: "health poll 0.05 s", host: hostOf("stock"), script: pollScript },
+      { variant: "fs-reload", host: hostOf("fs-reload"), script: stockScript },
+      { variant: "wake", host: hostOf("wake"), script: stockScript },
+      { variant: PROPOSED, host: hostOf(PROPOSED), script: stockScript },
+    ].map((s) => ({ ...s, deploys: [] as CodeDeployResult[], phases: [] as ReloadPhases[] }));
+    const current = await repo.head();
+    for (const h of expHosts.values()) await codeDeploy(h, repo, current);
+    log(`reload experiments: ${series.length} variants, interleaved round-robin`);
+    for (let i = -opts.warmup; i < opts.shortRuns; i++) {
+      const line: string[] = [];
+      for (const s of series) {
+        const sha = await newCommit(repo);
+        const d = await codeDeploy(s.host, repo, sha, s.script);
         await settle();
-        sha = await newCommit(repo);
-        t = Date.now();
-        for (let b = 0; b < hosts.length; b += opts.batchSize) {
-          await Promise.all(
-            hosts.slice(b, b + opts.batchSize).map((h) => codeDeploy(h, repo, sha)),
-          );
+        await explainSlow(s.host, d, notes);
+        const p = await reloadPhases(s.host, d);
+        if (i >= 0) {
+          s.deploys.push(d);
+          s.phases.push(p);
         }
-        rolling.push(Date.now() - t);
-        await settle();
-        for (const h of hosts) {
-          const served = await getServed(h.container.healthUrl);
-          if (served.revision !== sha) throw new Error(`${h.label} serves ${served.revision}`);
-        }
-        log(
-          `scale (${variant.name}) N=${n} run ${i + 1}/${opts.shortRuns}: parallel ` +
-            `${secs(parallel[i])}, rolling (batch ${opts.batchSize}) ${secs(rolling[i])}`,
-        );
+        line.push(`${s.variant} ${secs(d.totalMs)} (${p.reloads} reload)`);
       }
+      log(`${i < 0 ? "warm-up" : `run ${i + 1}/${opts.shortRuns}`}: ${line.join(", ")}`);
+    }
+    for (const s of series) {
       measurements.push(
         measurement({
-          kind: "scale-parallel",
-          label: `${n} host${n > 1 ? "s" : ""}, parallel${variant.name === "stock" ? "" : ` (${variant.name})`}`,
-          variant: variant.name,
-          n,
+          kind: "reload-experiment",
+          label: `Code deploy, ${s.variant}`,
+          variant: s.variant,
+          n: 1,
           unit: "s",
-          valuesMs: parallel,
-        }),
-        measurement({
-          kind: "scale-rolling",
-          label: `${n} host${n > 1 ? "s" : ""}, rolling batch ${opts.batchSize}${variant.name === "stock" ? "" : ` (${variant.name})`}`,
-          variant: variant.name,
-          n,
-          batchSize: opts.batchSize,
-          unit: "s",
-          valuesMs: rolling,
+          valuesMs: s.deploys.map((d) => d.totalMs),
+          steps: codeSteps(s.deploys, s.phases),
+          reloadsPerDeploy: s.phases.map((p) => p.reloads),
         }),
       );
-      await removeHosts();
+    }
+
+    // The proposed contract under the same load as the stock one.
+    const proposedHost = hostOf(PROPOSED);
+    const proposedLoaded: CodeDeployResult[] = [];
+    const proposedWindows: LoadWindow[] = [];
+    const proposedPhases: ReloadPhases[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const sha = await newCommit(repo);
+      let c: CodeDeployResult | undefined;
+      const w = await window(`${proposedHost.container.baseUrl}/`, async () => {
+        c = await codeDeploy(proposedHost, repo, sha);
+      });
+      await settle();
+      if (!c) throw new Error("a deploy under load did not report");
+      proposedPhases.push(await reloadPhases(proposedHost, c));
+      proposedLoaded.push(c);
+      proposedWindows.push(w);
+      log(
+        `under load (${PROPOSED}) ${i + 1}/${opts.runs}: code deploy ${secs(c.totalMs)}: ${describeWindow(w)}`,
+      );
+    }
+    measurements.push(
+      measurement({
+        kind: "code-deploy-under-load",
+        label: `Code deploy under load (${opts.connections} clients), ${PROPOSED}`,
+        variant: PROPOSED,
+        n: 1,
+        unit: "s",
+        valuesMs: proposedLoaded.map((c) => c.totalMs),
+        load: loadStats(proposedWindows),
+        reloadsPerDeploy: proposedPhases.map((p) => p.reloads),
+      }),
+    );
+    await removeExpHosts();
+  }
+
+  // ---------------------------------------------------------------- 4: scale
+  if (opts.only.has("scale")) {
+    for (const variant of [
+      { name: "stock", image: runtime.tag },
+      { name: PROPOSED, image: imageOf(PROPOSED) },
+    ]) {
+      for (const n of opts.ns) {
+        const hosts = await step(`scale (${variant.name}): ${n} app root(s) + container(s)`, () =>
+          createCodeHosts({
+            count: n,
+            label: `s${n}-${variant.name === "stock" ? "stock" : "proposed"}-`,
+            dir: scratch,
+            repo,
+            image: variant.image,
+          }),
+        );
+        const removeHosts = onCleanup(`${n} scale hosts`, async () => {
+          for (const h of hosts) await h.container.remove().catch(() => undefined);
+          for (const h of hosts) removeTree(path.dirname(h.root));
+        });
+        const first = await repo.head();
+        await Promise.all(hosts.map((h) => codeDeploy(h, repo, first)));
+        const parallel: number[] = [];
+        const rolling: number[] = [];
+        for (let i = 0; i < opts.shortRuns; i++) {
+          let sha = await newCommit(repo);
+          let t = Date.now();
+          const done = await Promise.all(hosts.map((h) => codeDeploy(h, repo, sha)));
+          parallel.push(Date.now() - t);
+          await settle();
+          sha = await newCommit(repo);
+          t = Date.now();
+          for (let b = 0; b < hosts.length; b += opts.batchSize) {
+            done.push(
+              ...(await Promise.all(
+                hosts.slice(b, b + opts.batchSize).map((h) => codeDeploy(h, repo, sha)),
+              )),
+            );
+          }
+          rolling.push(Date.now() - t);
+          for (const [k, d] of done.entries()) await explainSlow(hosts[k % n], d, notes);
+          await settle();
+          for (const h of hosts) {
+            const served = await getServed(h.container.healthUrl);
+            if (served.revision !== sha) throw new Error(`${h.label} serves ${served.revision}`);
+          }
+          log(
+            `scale (${variant.name}) N=${n} run ${i + 1}/${opts.shortRuns}: parallel ` +
+              `${secs(parallel[i])}, rolling (batch ${opts.batchSize}) ${secs(rolling[i])}`,
+          );
+        }
+        measurements.push(
+          measurement({
+            kind: "scale-parallel",
+            label: `${n} host${n > 1 ? "s" : ""}, parallel${variant.name === "stock" ? "" : ` (${variant.name})`}`,
+            variant: variant.name,
+            n,
+            unit: "s",
+            valuesMs: parallel,
+          }),
+          measurement({
+            kind: "scale-rolling",
+            label: `${n} host${n > 1 ? "s" : ""}, rolling batch ${opts.batchSize}${variant.name === "stock" ? "" : ` (${variant.name})`}`,
+            variant: variant.name,
+            n,
+            batchSize: opts.batchSize,
+            unit: "s",
+            valuesMs: rolling,
+          }),
+        );
+        await removeHosts();
+      }
     }
   }
 
@@ -727,8 +769,10 @@ async function main(): Promise<void> {
   }
   notes.push(
     `Load: ${opts.connections} clients in a separate Node process, ${opts.rate > 0 ? `${opts.rate} requests/s in total` : "unpaced"}, ` +
-      `one request per connection, ${REQUEST_TIMEOUT_MS / 1000} s timeout; the baseline ` +
-      `window kept the machine ${Math.round(baseline.machineBusy * 100)}% busy.`,
+      `one request per connection, ${REQUEST_TIMEOUT_MS / 1000} s timeout` +
+      (baselineBusy === undefined
+        ? "."
+        : `; the baseline window (load alone) kept the machine ${Math.round(baselineBusy * 100)}% busy.`),
   );
 
   const results: BenchResults = {

@@ -23,6 +23,8 @@ export interface ImageDeploySteps {
   pullMs: number;
   /** docker stop + remove the old container, create + start the new one. */
   replaceMs: number;
+  /** The stop + remove part of replaceMs (graceful: SIGTERM, supervisord stops uWSGI). */
+  stopMs: number;
   /** New container started -> the new commit answers 200 on /healthz. */
   healthyMs: number;
 }
@@ -94,6 +96,7 @@ export class ImageHost {
     await docker("pull", "-q", ref);
     const t4 = Date.now();
     if (this.container) await this.container.stopAndRemove();
+    const stopped = Date.now();
     this.container = await startBenchContainer({
       name: this.opts.name,
       image: ref,
@@ -113,6 +116,7 @@ export class ImageHost {
       pushMs: t2 - t1,
       pullMs: t4 - t3,
       replaceMs: t5 - t4,
+      stopMs: stopped - t4,
       healthyMs: t6 - t5,
     };
     const totalMs = t6 - t0 - (t3 - t2);
