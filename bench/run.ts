@@ -27,7 +27,7 @@ import {
 } from "./lib/codeHost";
 import { sweepStaleBenchContainers } from "./lib/containers";
 import { ImageHost, type ImageDeployResult } from "./lib/imageDeploy";
-import { startLoad, type LoadWindow } from "./lib/load";
+import { cpuTimes, startLoad, type LoadWindow } from "./lib/load";
 import { log, secs, step } from "./lib/log";
 import { startRegistry } from "./lib/registry";
 import { renderMarkdown } from "./lib/report";
@@ -168,6 +168,7 @@ function measurement(
     ...(m.load ? { load: m.load } : {}),
     ...(m.steps ? { steps: m.steps } : {}),
     ...(m.reloadsPerDeploy ? { reloadsPerDeploy: m.reloadsPerDeploy } : {}),
+    ...(m.cpu ? { cpu: m.cpu } : {}),
   };
 }
 
@@ -262,6 +263,20 @@ function loadStats(windows: LoadWindow[]): LoadStats {
     ),
     machineBusy: round(median(windows.map((w) => w.machineBusy))),
     loadGeneratorCores: round(sum(windows.map((w) => w.cpuSeconds)) / Math.max(seconds, 1e-9)),
+  };
+}
+
+/** The machine's CPU since `c0` (from cpuTimes): busy share of all cores and CPU seconds. */
+function cpuSince(c0: { busy: number; total: number }): { busy: number; seconds: number } {
+  const c1 = cpuTimes();
+  const busy = c1.busy - c0.busy;
+  return { busy: busy / Math.max(1, c1.total - c0.total), seconds: busy / 100 };
+}
+
+function medianCpu(xs: { busy: number; seconds: number }[]): { busy: number; seconds: number } {
+  return {
+    busy: round(median(xs.map((x) => x.busy))),
+    seconds: round(median(xs.map((x) => x.seconds)), 2),
   };
 }
 
@@ -666,14 +681,19 @@ async function main(): Promise<void> {
         await Promise.all(hosts.map((h) => codeDeploy(h, repo, first)));
         const parallel: number[] = [];
         const rolling: number[] = [];
+        const parallelCpu: { busy: number; seconds: number }[] = [];
+        const rollingCpu: { busy: number; seconds: number }[] = [];
         for (let i = 0; i < opts.shortRuns; i++) {
           let sha = await newCommit(repo);
           let t = Date.now();
+          let c0 = cpuTimes();
           const done = await Promise.all(hosts.map((h) => codeDeploy(h, repo, sha)));
           parallel.push(Date.now() - t);
+          parallelCpu.push(cpuSince(c0));
           await settle();
           sha = await newCommit(repo);
           t = Date.now();
+          c0 = cpuTimes();
           for (let b = 0; b < hosts.length; b += opts.batchSize) {
             done.push(
               ...(await Promise.all(
@@ -682,6 +702,7 @@ async function main(): Promise<void> {
             );
           }
           rolling.push(Date.now() - t);
+          rollingCpu.push(cpuSince(c0));
           for (const [k, d] of done.entries()) await explainSlow(hosts[k % n], d, notes);
           await settle();
           for (const h of hosts) {
@@ -690,7 +711,8 @@ async function main(): Promise<void> {
           }
           log(
             `scale (${variant.name}) N=${n} run ${i + 1}/${opts.shortRuns}: parallel ` +
-              `${secs(parallel[i])}, rolling (batch ${opts.batchSize}) ${secs(rolling[i])}`,
+              `${secs(parallel[i])} (CPU ${Math.round(parallelCpu[i].busy * 100)}% busy), rolling ` +
+              `(batch ${opts.batchSize}) ${secs(rolling[i])} (CPU ${Math.round(rollingCpu[i].busy * 100)}% busy)`,
           );
         }
         measurements.push(
@@ -701,6 +723,7 @@ async function main(): Promise<void> {
             n,
             unit: "s",
             valuesMs: parallel,
+            cpu: medianCpu(parallelCpu),
           }),
           measurement({
             kind: "scale-rolling",
@@ -710,6 +733,7 @@ async function main(): Promise<void> {
             batchSize: opts.batchSize,
             unit: "s",
             valuesMs: rolling,
+            cpu: medianCpu(rollingCpu),
           }),
         );
         await removeHosts();

@@ -16,7 +16,7 @@ export async function renderChart(r: BenchResults): Promise<string> {
   const vegaLite: string = "vega-lite";
   const vl = (await import(vegaLite)) as typeof VegaLite;
   const proposed = r.proposedVariant;
-  const proposedDeploy = "code deploy, proposed contract";
+  const proposedDeploy = "proposed code deploy";
   // [kind, variant, deploy kind (colour), condition]
   const kinds: [string, string, string, string][] = [
     ["code-deploy", "stock", "code deploy", "idle"],
@@ -30,7 +30,7 @@ export async function renderChart(r: BenchResults): Promise<string> {
     r.measurements
       .filter((m) => m.kind === kind && m.variant === variant)
       .map((m) => ({
-        row: `${deploy}: ${condition}`,
+        row: `${deploy} (${condition})`,
         deploy,
         median: m.median,
         min: m.min,

@@ -17,8 +17,8 @@ export interface LoadWindow extends PacedLoadResult {
   machineBusy: number;
 }
 
-/** Busy and total jiffies of all CPUs, from /proc/stat. */
-function cpuTimes(): { busy: number; total: number } {
+/** Busy and total jiffies (1/100 s) of all CPUs together, from /proc/stat. */
+export function cpuTimes(): { busy: number; total: number } {
   const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0];
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);

@@ -178,12 +178,24 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
       "N hosts on this machine (one app root and one container each), the same new commit to " +
         "all: parallel = every host script at once; rolling = batches of " +
         `${String((r.settings.scale as { batchSize?: number } | undefined)?.batchSize ?? 4)}, ` +
-        "the next batch after the previous one is healthy. Total time per N.",
+        "the next batch after the previous one is healthy. Total time per N; CPU = the whole " +
+        "machine's during a run (median): busy share of both cores and CPU seconds used.",
     );
     out.push("");
     out.push(
       table(
-        ["Variant", "Rollout", "N", "Runs", "Median", "Min", "Max", "vs N=1 (median)"],
+        [
+          "Variant",
+          "Rollout",
+          "N",
+          "Runs",
+          "Median",
+          "Min",
+          "Max",
+          "vs N=1 (median)",
+          "CPU busy",
+          "CPU s",
+        ],
         r.measurements
           .filter((m) => m.kind.startsWith("scale-"))
           .map((m) => {
@@ -197,6 +209,8 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
               m.runs,
               ...value(m),
               base ? `${f(m.median / base.median)}×` : "–",
+              m.cpu ? `${Math.round(m.cpu.busy * 100)}%` : "–",
+              m.cpu ? f(m.cpu.seconds) : "–",
             ];
           }),
       ),

@@ -49,6 +49,8 @@ export interface Measurement {
   load?: LoadStats;
   /** Per-step times in seconds (median/min/max over runs). */
   steps?: Record<string, Summary>;
+  /** The whole machine's CPU during the runs (medians): busy share of all cores, CPU seconds. */
+  cpu?: { busy: number; seconds: number };
   /** Graceful reloads uWSGI performed per deploy (every value must be 1). */
   reloadsPerDeploy?: number[];
 }
