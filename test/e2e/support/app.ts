@@ -12,8 +12,11 @@ import { waitFor } from "./process";
 /** The port uWSGI listens on inside the container (TOUCHDEPLOY_PORT). */
 export const CONTAINER_PORT = 8000;
 
-/** uWSGI logs this once per touch-reload it performs. */
-export const RELOAD_LOG_LINE = "has been touched... grace them all";
+/**
+ * uWSGI's master logs this once per graceful reload it performs (it re-execs itself), whatever
+ * noticed the trigger (fs-reload's inotify event, or a touch-reload check).
+ */
+export const RELOAD_LOG_LINE = "binary reloading uWSGI";
 
 const OWNER_LABEL = "touchdeploy.e2e.pid";
 
