@@ -21,9 +21,14 @@ export type HostScriptSubcommand = "init" | "prepare" | "activate" | "deploy" | 
 export type HostScriptOptions = Record<string, string | number | undefined>;
 
 /**
- * The command line that runs the script read from stdin: `bash -s -- SUBCOMMAND --opt value...`.
+ * The command line that runs a script read from stdin with these arguments: `bash -s -- WORDS`.
  * Every word is quoted with shell-quote, so no value is ever interpreted by the shell.
  */
+export function bashStdinCommand(words: readonly string[]): string {
+  return `bash -s -- ${quote([...words])}`;
+}
+
+/** The host script's command line: `bash -s -- SUBCOMMAND --name value...`. */
 export function hostScriptCommand(
   subcommand: HostScriptSubcommand,
   options: HostScriptOptions,
@@ -34,7 +39,7 @@ export function hostScriptCommand(
       words.push(`--${name}`, String(value));
     }
   }
-  return `bash -s -- ${quote(words)}`;
+  return bashStdinCommand(words);
 }
 
 /** Where the fetch key and the git server's host keys live under an app root (mode 0700). */

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { quote } from "shell-quote";
+import { bashStdinCommand } from "../../../components/hostScript";
 import { REPO_ROOT } from "./images";
 import { start, type RunOptions, type RunResult, type Started } from "./process";
 
@@ -30,10 +30,11 @@ export function hostScriptText(): string {
   return fs.readFileSync(HOST_SCRIPT_PATH, "utf8");
 }
 
-/** The command string the program runs: `bash -s -- 'arg' 'arg' ...`. */
-export function hostScriptCommand(args: readonly string[]): string {
-  return `bash -s -- ${quote([...args])}`;
-}
+/**
+ * The command string the program runs, for any argument list (hostile ones included):
+ * `bash -s -- 'arg' 'arg' ...`, quoted exactly as components/hostScript.ts quotes.
+ */
+export const hostScriptCommand = bashStdinCommand;
 
 /** Starts the script locally through `/bin/sh -c` with the script on stdin. */
 export function startHostScript(
