@@ -1,6 +1,5 @@
 // The Pulumi program under mocks: the exact resources, inputs and ordering it declares.
 import assert from "node:assert/strict";
-import * as childProcess from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -8,8 +7,10 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, localBranchHead, privateKeyFormat } from "../../components";
+import { APP_SUBDIR, TestRepo } from "../e2e/support/git";
 import {
   dependsOn,
+  PROJECT_DIR,
   isSecret,
   plain,
   ProgramRun,
@@ -28,56 +29,38 @@ const PRIVATE_KEY =
 
 /** A real git repository with the example app: c1, c2 (code only), c3 (dependencies). */
 interface Repo {
+  /** The work tree (what touchdeploy:repoPath points at). */
   dir: string;
+  scratch: string;
   c1: string;
   c2: string;
   c3: string;
 }
 
-function git(dir: string, ...args: string[]): string {
-  return childProcess
-    .execFileSync("git", ["-C", dir, ...args], {
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: "t",
-        GIT_AUTHOR_EMAIL: "t@t",
-        GIT_COMMITTER_NAME: "t",
-        GIT_COMMITTER_EMAIL: "t@t",
-      },
-    })
-    .toString()
-    .trim();
+async function makeRepo(): Promise<Repo> {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "touchdeploy-unit-"));
+  const test = await TestRepo.create(scratch);
+  const c1 = await test.head();
+  const c2 = await test.commitGreeting("Hello from c2");
+  const c3 = await test.commitAptPackage("python3-yaml");
+  // main's head is c2; c3 stays on a branch of its own.
+  await test.git(test.work, "branch", "deps", c3);
+  await test.git(test.work, "reset", "--quiet", "--hard", c2);
+  return { dir: test.work, scratch, c1, c2, c3 };
 }
 
-function makeRepo(): Repo {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "touchdeploy-unit-"));
-  git(dir, "init", "-q", "-b", "main");
-  const app = path.join(dir, "app");
-  fs.mkdirSync(app);
-  fs.writeFileSync(path.join(app, "uwsgi.ini"), "[uwsgi]\nmodule = app:application\n");
-  fs.writeFileSync(path.join(app, "requirements.txt"), "# none\n");
-  fs.writeFileSync(path.join(app, "app.py"), 'GREETING = "one"\n');
-  git(dir, "add", "-A");
-  git(dir, "commit", "-qm", "c1");
-  const c1 = git(dir, "rev-parse", "HEAD");
-  fs.writeFileSync(path.join(app, "app.py"), 'GREETING = "two"\n');
-  git(dir, "commit", "-qam", "c2: code only");
-  const c2 = git(dir, "rev-parse", "HEAD");
-  fs.writeFileSync(path.join(app, "Aptfile"), "python3-yaml\n");
-  git(dir, "add", "-A");
-  git(dir, "commit", "-qm", "c3: a dependency");
-  const c3 = git(dir, "rev-parse", "HEAD");
-  git(dir, "reset", "-q", "--hard", c2); // main's head is c2
-  git(dir, "branch", "deps", c3);
-  return { dir, c1, c2, c3 };
-}
+/** requirements.txt of the example app, which every test commit keeps. */
+const REQUIREMENTS = fs.readFileSync(
+  path.join(PROJECT_DIR, APP_SUBDIR, "requirements.txt"),
+  "utf8",
+);
 
 let repo: Repo;
-before(() => {
-  repo = makeRepo();
+before(async () => {
+  repo = await makeRepo();
 });
 after(() => {
-  fs.rmSync(repo.dir, { recursive: true, force: true });
+  fs.rmSync(repo.scratch, { recursive: true, force: true });
 });
 
 /** The dev stack's shape, on the test repository. */
@@ -85,7 +68,7 @@ function devConfig(extra: StackConfig = {}): StackConfig {
   return {
     appName: "hello-wsgi",
     repoPath: repo.dir,
-    appDir: "app",
+    appDir: APP_SUBDIR,
     hosts: ["local local port=8000 bind=127.0.0.1"],
     root: "/var/tmp/touchdeploy/hello-wsgi",
     ...extra,
@@ -97,7 +80,7 @@ function sshConfig(extra: StackConfig = {}): StackConfig {
   return {
     appName: "shop",
     repoPath: repo.dir,
-    appDir: "app",
+    appDir: APP_SUBDIR,
     hosts: [
       "web1 ssh://deploy@10.0.0.11",
       "web2 ssh://deploy@10.0.0.12",
@@ -155,7 +138,7 @@ describe("the dev stack (one local host)", () => {
       name: "hello-wsgi-local",
       image: `sha256:${createHash("sha256").update(imageName).digest("hex")}`,
       envs: [
-        "TOUCHDEPLOY_APP_SUBDIR=app",
+        "TOUCHDEPLOY_APP_SUBDIR=examples/hello-wsgi",
         `TOUCHDEPLOY_FINGERPRINT=${String(run.outputs.dependencyFingerprint)}`,
         "TOUCHDEPLOY_RELOAD_FILE=.reload",
       ],
@@ -212,7 +195,7 @@ describe("the dev stack (one local host)", () => {
     assert.deepEqual(image.build, {
       context: "runtime",
       dockerfile: "Dockerfile",
-      buildArgs: { BASE_IMAGE: "debian:bookworm-slim", APT_PACKAGES: "", REQUIREMENTS: "# none\n" },
+      buildArgs: { BASE_IMAGE: "debian:bookworm-slim", APT_PACKAGES: "", REQUIREMENTS },
     });
     assert.equal(image.keepLocally, true);
   });
@@ -241,7 +224,7 @@ describe("the dev stack (one local host)", () => {
     const release = inputs(run.get(LOCAL_CMD, "local-release"));
     assert.equal(
       release.create,
-      `bash -s -- activate --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir app` +
+      `bash -s -- activate --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
         " --reload-file .reload --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
         ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${String(run.outputs.dependencyFingerprint)}`,
     );
