@@ -60,7 +60,8 @@ describe("Automation API: a dev-shaped stack on the real engine", { skip }, () =
       "touchdeploy:appName": "td-automation",
       "touchdeploy:repoPath": repo.work,
       "touchdeploy:appDir": APP_SUBDIR,
-      "touchdeploy:hosts": JSON.stringify([`local local port=${port} bind=127.0.0.1`]),
+      // Path syntax: a list item, as `pulumi config set --path` writes it (hosts is an array).
+      "touchdeploy:hosts[0]": `local local port=${port} bind=127.0.0.1`,
       "touchdeploy:root": path.join(scratch, "root"),
       "touchdeploy:healthTimeout": "60",
     };
@@ -78,8 +79,10 @@ describe("Automation API: a dev-shaped stack on the real engine", { skip }, () =
         },
       },
     );
+    // With `path`, "60" is stored as the integer the project declares, not a string.
     await stack.setAllConfig(
       Object.fromEntries(Object.entries(config).map(([k, value]) => [k, { value }])),
+      true,
     );
   });
 
