@@ -76,6 +76,7 @@ export class ImageHost {
       `git -C ${quote([this.opts.repo.work])} archive --format=tar ${quote([sha])} | tar -x -C ${quote([path.join(ctx, "app")])}`,
     ]);
     fs.writeFileSync(path.join(ctx, "app", "REVISION"), sha);
+    fs.writeFileSync(path.join(ctx, "reload"), "");
     fs.copyFileSync(DOCKERFILE, path.join(ctx, "Dockerfile"));
     await docker(
       "build",
