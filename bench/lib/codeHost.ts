@@ -43,16 +43,18 @@ export interface ScriptSteps {
 
 /** uWSGI's side of one reload, from the container log's timestamps (ms). */
 export interface ReloadPhases {
-  /** Touch -> the master notices it ("has been touched" / fsmon "detected event"). */
+  /** Touch -> the master notices it (DETECT_LINES: touch-reload's check or fs-reload's event). */
   detectMs?: number;
-  /** Noticed -> all workers reaped ("binary reloading uWSGI"). */
+  /** Noticed -> all workers reaped: the master re-execs (RELOAD_LOG_LINE). */
   reapMs?: number;
   /** Re-exec -> the new workers spawned (config, Python, app import, fork). */
   restartMs?: number;
   /** Workers spawned -> the health check saw the new commit (script output). */
   healthSeenMs?: number;
-  /** How many graceful reloads the master performed for this deploy (must be 1). */
+  /** Graceful reloads (master re-execs, RELOAD_LOG_LINE) for this deploy: must be 1. */
   reloads: number;
+  /** Lines saying the trigger was noticed (DETECT_LINES) for this deploy: 1 expected. */
+  detections: number;
 }
 
 export interface CodeDeployResult {
@@ -64,7 +66,10 @@ export interface CodeDeployResult {
   /** Epoch ms of spawning the script and of its exit. */
   startedAt: number;
   endedAt: number;
-  /** Epoch ms when the script reported the touch of the reload trigger. */
+  /**
+   * Epoch ms of the touch of the reload trigger: the trigger's ctime (the kernel's clock at the
+   * utimensat), read when the script has exited and reported the touch.
+   */
   touchedAt?: number;
   steps: ScriptSteps;
 }
@@ -140,16 +145,10 @@ export async function codeDeploy(
   sha: string,
   scriptText: string = hostScriptText(),
 ): Promise<CodeDeployResult> {
-  let touchedAt: number | undefined;
-  let seen = "";
   const startedAt = Date.now();
   const started = start("/bin/sh", ["-c", hostScriptCommand(deployArgs(host, repo, sha))], {
     input: scriptText,
     timeoutMs: 180_000,
-    onStdout: (chunk) => {
-      seen += chunk;
-      if (touchedAt === undefined && seen.includes("touchdeploy: reload ")) touchedAt = Date.now();
-    },
   });
   const result = await started.result;
   const endedAt = startedAt + result.durationMs;
@@ -158,6 +157,11 @@ export async function codeDeploy(
       `deploy of ${sha.slice(0, 12)} to ${host.label} failed: ${describeRun(result)}`,
     );
   }
+  // The script touches the trigger once per deploy (a second touch only on a rollback, which
+  // fails the deploy above); nothing else touches it until the next deploy.
+  const touchedAt = /^touchdeploy: reload /m.test(result.stdout)
+    ? fs.statSync(path.join(host.root, RELOAD_FILE)).ctimeMs
+    : undefined;
   return {
     sha,
     host: host.label,
@@ -185,8 +189,14 @@ export function parseSteps(stdout: string): ScriptSteps {
   };
 }
 
-const DETECT = [RELOAD_LOG_LINE, "[uwsgi-fsmon] detected event"];
-const REEXEC = "binary reloading uWSGI";
+/** What uWSGI logs when it notices the trigger: touch-reload's 1 s check, fs-reload's inotify. */
+export const DETECT_LINES = ["has been touched... grace them all", "[uwsgi-fsmon] detected event"];
+/**
+ * What the master logs once per graceful reload, when all the old workers are reaped and it
+ * re-execs itself ("binary reloading uWSGI"), whatever noticed the trigger: the e2e tests count
+ * reloads by it too.
+ */
+const REEXEC = RELOAD_LOG_LINE;
 const SPAWNED = /spawned uWSGI worker (\d+)/;
 
 /**
@@ -202,7 +212,8 @@ export async function reloadPhases(
   const lines = await host.container.logLines(deploy.startedAt - 20);
   const upTo = lines.filter((l) => l.atMs <= untilMs);
   const reloads = upTo.filter((l) => l.text.includes(REEXEC)).length;
-  const detect = upTo.find((l) => DETECT.some((d) => l.text.includes(d)));
+  const detected = upTo.filter((l) => DETECT_LINES.some((d) => l.text.includes(d)));
+  const detect = detected[0];
   const reexec = upTo.find((l) => l.text.includes(REEXEC));
   const spawned = upTo.filter((l) => SPAWNED.test(l.text) && l.atMs >= (reexec?.atMs ?? Infinity));
   const ready = spawned.length ? spawned[spawned.length - 1] : undefined;
@@ -218,5 +229,6 @@ export async function reloadPhases(
         ? touch + deploy.steps.healthyAfterReload * 1000 - ready.atMs
         : undefined,
     reloads,
+    detections: detected.length,
   };
 }
