@@ -1,6 +1,7 @@
 /**
  * The chart: time to new code served (median, min–max) and failed requests under load, for
- * both deploy kinds, as an SVG. Vega-Lite compiles a short declarative spec and Vega renders it
+ * code deploys (shipped contract), code deploys with the previous contract and container
+ * deploys, as an SVG. Vega-Lite compiles a short declarative spec and Vega renders it
  * to SVG in Node without a canvas or a browser (text is measured by an estimate, fine for
  * labels), so the chart is reproducible by `npm run bench` alone.
  */
@@ -15,16 +16,17 @@ export async function renderChart(r: BenchResults): Promise<string> {
   const vega = await import("vega");
   const vegaLite: string = "vega-lite";
   const vl = (await import(vegaLite)) as typeof VegaLite;
-  const proposed = r.proposedVariant;
-  const proposedDeploy = "proposed code deploy";
+  const code = "code deploy";
+  const previous = "previous contract";
+  const container = "container deploy";
   // [kind, variant, deploy kind (colour), condition]
   const kinds: [string, string, string, string][] = [
-    ["code-deploy", "stock", "code deploy", "idle"],
-    ["code-deploy-under-load", "stock", "code deploy", "under load"],
-    ["container-deploy", "stock", "container deploy", "idle"],
-    ["container-deploy-under-load", "stock", "container deploy", "under load"],
-    ["reload-experiment", proposed, proposedDeploy, "idle"],
-    ["code-deploy-under-load", proposed, proposedDeploy, "under load"],
+    ["code-deploy", "shipped", code, "idle"],
+    ["code-deploy-under-load", "shipped", code, "under load"],
+    ["reload-experiment", "previous", previous, "idle"],
+    ["code-deploy-under-load", "previous", previous, "under load"],
+    ["container-deploy", "shipped", container, "idle"],
+    ["container-deploy-under-load", "shipped", container, "under load"],
   ];
   const times = kinds.flatMap(([kind, variant, deploy, condition]) =>
     r.measurements
@@ -53,8 +55,8 @@ export async function renderChart(r: BenchResults): Promise<string> {
     field: "deploy",
     type: "nominal",
     scale: {
-      domain: ["code deploy", "container deploy", proposedDeploy],
-      range: ["#2a9d8f", "#e76f51", "#264653"],
+      domain: [code, previous, container],
+      range: ["#2a9d8f", "#8ab17d", "#e76f51"],
     },
     legend: null,
   } as const;
@@ -64,7 +66,7 @@ export async function renderChart(r: BenchResults): Promise<string> {
       text: "touchdeploy: code deploy vs container deploy",
       subtitle: [
         `${r.date.slice(0, 10)}, ${String(r.machine.description)}${r.mode === "smoke" ? " (smoke run)" : ""}`,
-        `proposed contract = ${proposed} (bench/README.md); load: ${String((r.settings.load as { connections?: number } | undefined)?.connections ?? "")} clients on 127.0.0.1`,
+        `code deploy = the shipped contract (fs-reload + wake); previous = touch-reload, no wake; load: ${String((r.settings.load as { connections?: number } | undefined)?.connections ?? "")} clients on 127.0.0.1`,
       ],
     },
     config: { font: "sans-serif", view: { stroke: null } },

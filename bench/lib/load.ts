@@ -1,8 +1,8 @@
 /** Starts the load generator process (loadWorker.ts) and stops it on demand. */
 import { spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../../test/e2e/support/images";
+import { cpuTimes } from "./cpu";
 import type { PacedLoadOptions, PacedLoadResult } from "./pacedLoad";
 
 export interface RunningLoad {
@@ -15,15 +15,6 @@ export interface RunningLoad {
 export interface LoadWindow extends PacedLoadResult {
   /** Share of the machine's CPU time that was busy during the window (0..1, all cores). */
   machineBusy: number;
-}
-
-/** Busy and total jiffies (1/100 s) of all CPUs together, from /proc/stat. */
-export function cpuTimes(): { busy: number; total: number } {
-  const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0];
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
 }
 
 export async function startLoad(opts: PacedLoadOptions): Promise<RunningLoad> {

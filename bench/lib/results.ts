@@ -25,12 +25,16 @@ export interface Measurement {
   /**
    * code-deploy, container-deploy, ratio-container-over-code, code-deploy-under-load,
    * container-deploy-under-load, ratio-container-over-code-under-load, load-baseline,
-   * scale-parallel, scale-rolling, reload-experiment.
+   * scale-parallel, scale-rolling, reload-experiment, and ratio-previous-over-shipped (the
+   * previous contract's time / the shipped one's, pair by pair) with n and label saying where.
    */
   kind: string;
   /** What was measured, in words. */
   label: string;
-  /** Runtime/script variant: "stock" is what touchdeploy ships. */
+  /**
+   * Contract/script variant (BenchResults.variants): "shipped" is what touchdeploy ships
+   * (runtime/ and host/ as they are), "previous" the contract before fs-reload + wake.
+   */
   variant: string;
   /** Hosts deployed to. */
   n: number;
@@ -51,6 +55,14 @@ export interface Measurement {
   steps?: Record<string, Summary>;
   /** The whole machine's CPU during the runs (medians): busy share of all cores, CPU seconds. */
   cpu?: { busy: number; seconds: number };
+  /**
+   * CPU seconds per deploy (median over runs of the run's CPU / deploys in it), split as in
+   * lib/cpu.ts: runtime containers, Docker's processes, the benchmark process, and the rest
+   * (mostly the host scripts and their children).
+   */
+  cpuPerDeploy?: { total: number; containers: number; docker: number; bench: number; rest: number };
+  /** With --profile: CPU seconds per deploy by process group (perf, lib/profile.ts), medians. */
+  profilePerDeploy?: Record<string, number>;
   /** Graceful reloads uWSGI performed per deploy (every value must be 1). */
   reloadsPerDeploy?: number[];
 }
@@ -63,15 +75,16 @@ export interface Target {
 }
 
 export interface BenchResults {
-  schema: 1;
+  /** 2: "shipped"/"previous" variants (schema 1 had "stock" and a proposed variant). */
+  schema: 2;
   /** ISO date-time the run started (UTC). */
   date: string;
   mode: "full" | "smoke";
   durationSeconds: number;
   machine: Record<string, string | number>;
   settings: Record<string, unknown>;
-  /** The contract variant the benchmark proposes (measurements with this `variant`). */
-  proposedVariant: string;
+  /** Every variant measured, in words (the keys are Measurement.variant). */
+  variants: Record<string, string>;
   measurements: Measurement[];
   targets: Target[];
   notes: string[];

@@ -1,8 +1,10 @@
 /**
- * Variants of the deploy contract, measured side by side with the stock one to see what makes a
- * code deploy faster. None of them changes runtime/ or host/: the runtime variant is an image
- * built FROM the stock runtime image with another /etc/touchdeploy/uwsgi.ini, the script
- * variant is the script text with one line changed, sent on stdin as usual.
+ * Variants of the deploy contract, measured side by side with the shipped one: the previous
+ * contract (before/after) and the single changes between the two. None of them changes runtime/
+ * or host/: a runtime variant is an image built FROM the runtime image (built from runtime/,
+ * which already holds the wake module) with another /etc/touchdeploy/uwsgi.ini, derived from
+ * runtime/uwsgi.ini by text edits that fail loudly when the expected lines are not there; a
+ * script variant is the host script's text with lines changed, sent on stdin as usual.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -12,73 +14,125 @@ import { hostScriptText } from "../../test/e2e/support/hostScript";
 import { REPO_ROOT } from "../../test/e2e/support/images";
 import { removeTree } from "../../test/e2e/support/process";
 
-/** The stock deploy contract, runtime/uwsgi.ini. */
-export function stockContract(): string {
+/** The contract touchdeploy ships (runtime/uwsgi.ini): fs-reload + the wake module. */
+export const SHIPPED = "shipped";
+/** The contract before commit 624ea2c: touch-reload, no wake module. */
+export const PREVIOUS = "previous";
+export const TOUCH_WAKE = "touch-reload + wake";
+export const FS_NO_WAKE = "fs-reload, no wake";
+
+/** What each contract variant is, in words (written into the results). */
+export const CONTRACTS: Record<string, string> = {
+  [SHIPPED]: "runtime/uwsgi.ini as shipped: fs-reload (inotify) + wake (no-op SIGCHLD handler)",
+  [PREVIOUS]: "touch-reload (1 s stat check), no wake module: the contract before 624ea2c",
+  [TOUCH_WAKE]: "runtime/uwsgi.ini with fs-reload -> touch-reload",
+  [FS_NO_WAKE]: "runtime/uwsgi.ini without the pythonpath/pyimport lines of the wake module",
+};
+
+/** runtime/uwsgi.ini, as the runtime image has it. */
+export function shippedContract(): string {
   return fs.readFileSync(path.join(REPO_ROOT, "runtime", "uwsgi.ini"), "utf8");
 }
 
-/**
- * The contract with `touch-reload` (the master stats the trigger once per ~1 s cycle) replaced
- * by `fs-reload` (uWSGI's inotify file monitor: the master wakes up on the touch itself). The
- * same trigger file, still outside releases/, still one graceful reload per touch.
- */
-export function fsReloadContract(): string {
-  const stock = stockContract();
-  const re = /^touch-reload = (.*)$/m;
-  if (!re.test(stock)) throw new Error("runtime/uwsgi.ini has no `touch-reload = ...` line");
-  return stock.replace(re, "fs-reload = $1");
+/** Replaces the one line matching `re` (it must match exactly once) by `replace(match)`. */
+function editOnce(
+  text: string,
+  re: RegExp,
+  replace: (m: RegExpExecArray) => string,
+  what: string,
+): string {
+  const all = [...text.matchAll(new RegExp(re.source, "gm"))];
+  if (all.length !== 1) {
+    throw new Error(
+      `runtime/uwsgi.ini: expected exactly one ${what}, found ${all.length}: the benchmark's ` +
+        "contract variants (bench/lib/variants.ts) must be updated with the runtime",
+    );
+  }
+  const m = re.exec(text) as RegExpExecArray;
+  return text.slice(0, m.index) + replace(m) + text.slice(m.index + m[0].length);
 }
 
-/** The Python module the "wake" variant imports in the uWSGI master (see its docstring). */
-export const WAKE_MODULE = path.join(REPO_ROOT, "bench", "image", "wake", "touchdeploy_wake.py");
-
 /**
- * The contract plus a no-op SIGCHLD handler in the master (bench/image/wake/): the master
- * reaps the gracefully stopped workers at once instead of at its next 1 s tick.
+ * `fs-reload = X` -> `touch-reload = X`: the same trigger file, noticed by the master's stat
+ * check once per ~1 s cycle instead of by inotify on the touch itself.
  */
-export function wakeContract(contract: string): string {
-  return (
-    `${contract.trimEnd()}\n` +
-    "; Wake the master as soon as a worker exits (SIGCHLD), not at its next 1 s tick.\n" +
-    "pythonpath = /etc/touchdeploy\n" +
-    "pyimport = touchdeploy_wake\n"
+export function withTouchReload(contract: string): string {
+  if (/^touch-reload\s*=/m.test(contract)) {
+    throw new Error("runtime/uwsgi.ini already has a `touch-reload = ...` line");
+  }
+  return editOnce(
+    contract,
+    /^fs-reload = (.*)$/m,
+    (m) => `touch-reload = ${m[1]}`,
+    "`fs-reload = ...` line",
   );
 }
 
+/** Without the two lines that import the wake module (runtime/touchdeploy_wake.py). */
+export function withoutWake(contract: string): string {
+  const a = editOnce(
+    contract,
+    /^pythonpath = \/etc\/touchdeploy\n/m,
+    () => "",
+    "`pythonpath = /etc/touchdeploy` line",
+  );
+  return editOnce(
+    a,
+    /^pyimport = touchdeploy_wake\n/m,
+    () => "",
+    "`pyimport = touchdeploy_wake` line",
+  );
+}
+
+/** The contract text of a variant; undefined for the shipped one (the runtime image as is). */
+export function contractOf(variant: string): string | undefined {
+  const shipped = shippedContract();
+  // Checked for every variant, so that a changed runtime/uwsgi.ini fails before anything runs.
+  const previous = withoutWake(withTouchReload(shipped));
+  switch (variant) {
+    case SHIPPED:
+      return undefined;
+    case PREVIOUS:
+      return previous;
+    case TOUCH_WAKE:
+      return withTouchReload(shipped);
+    case FS_NO_WAKE:
+      return withoutWake(shipped);
+    default:
+      throw new Error(`unknown contract variant ${variant}`);
+  }
+}
+
 /**
- * Builds (if needed) the stock runtime image with another contract (and, for the wake variant,
- * its module in /etc/touchdeploy); returns its tag.
+ * The image of a contract variant: the runtime image itself for the shipped contract, else an
+ * image FROM it with another /etc/touchdeploy/uwsgi.ini (built when missing); returns its tag.
  */
 export async function ensureContractImage(
   runtimeImage: string,
   variant: string,
-  contract: string,
   scratch: string,
 ): Promise<string> {
+  const contract = contractOf(variant);
+  if (contract === undefined) return runtimeImage;
   const docker = await ensureDocker();
   const hash = crypto
     .createHash("sha256")
     .update(runtimeImage)
     .update("\0")
     .update(contract)
-    .update("\0")
-    .update(fs.readFileSync(WAKE_MODULE))
     .digest("hex")
     .slice(0, 12);
-  const tag = `tdbench-runtime:${variant}-${hash}`;
-  const dir = path.join(scratch, `image-${variant}`);
+  const tag = `tdbench-runtime:${variant.replace(/[^a-z]+/g, "-").replace(/-$/, "")}-${hash}`;
+  const dir = path.join(scratch, `image-${hash}`);
   fs.mkdirSync(dir, { recursive: true });
   try {
     fs.writeFileSync(path.join(dir, "uwsgi.ini"), contract);
-    fs.copyFileSync(WAKE_MODULE, path.join(dir, "touchdeploy_wake.py"));
     fs.writeFileSync(
       path.join(dir, "Dockerfile"),
-      `FROM ${runtimeImage}\n` +
-        "COPY uwsgi.ini /etc/touchdeploy/uwsgi.ini\n" +
-        "COPY touchdeploy_wake.py /etc/touchdeploy/touchdeploy_wake.py\n",
+      `FROM ${runtimeImage}\nCOPY uwsgi.ini /etc/touchdeploy/uwsgi.ini\n`,
     );
     const stream = await docker.buildImage(
-      { context: dir, src: ["Dockerfile", "uwsgi.ini", "touchdeploy_wake.py"] },
+      { context: dir, src: ["Dockerfile", "uwsgi.ini"] },
       { t: tag, labels: { "touchdeploy.bench": "true" } },
     );
     await followProgress(docker, stream);
@@ -103,4 +157,30 @@ export function scriptWithPoll(seconds: string): string {
     re,
     (_line, indent: string, rest: string | undefined) => `${indent}sleep ${seconds}${rest ?? ""}`,
   );
+}
+
+/**
+ * The host script without `date` processes: bash's own clock ($EPOCHREALTIME, $EPOCHSECONDS,
+ * printf's %(...)T; bash >= 5.0) instead of forking `date` for every timestamp (16 per
+ * deploy). `$(now_ns)` becomes an expansion (no subshell either); the lock holder's timestamp
+ * stays a subshell, but runs a builtin. Measures what host/ could save per deploy.
+ */
+export function scriptWithoutDate(): string {
+  let text = hostScriptText();
+  const replaceAll = (from: string, to: string, expected: number | "some"): void => {
+    const n = text.split(from).length - 1;
+    if (expected === "some" ? n < 1 : n !== expected) {
+      throw new Error(
+        `host/touchdeploy.sh has ${n} \`${from}\`, expected ${expected === "some" ? "at least 1" : expected}`,
+      );
+    }
+    text = text.split(from).join(to);
+  };
+  // A C-locale decimal point: EPOCHREALTIME is "seconds.microseconds".
+  replaceAll("$(now_ns)", "${EPOCHREALTIME/./}000", "some");
+  replaceAll("now_ns() { date +%s%N; }", "now_ns() { printf '%s' \"${EPOCHREALTIME/./}000\"; }", 1);
+  replaceAll("$(date +%s)", "$EPOCHSECONDS", 1);
+  replaceAll("$(date -u +%Y-%m-%dT%H:%M:%SZ)", "$(TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1)", 1);
+  if (/\bdate [+-]/.test(text)) throw new Error("host/touchdeploy.sh runs `date` elsewhere too");
+  return text;
 }
