@@ -14,7 +14,8 @@ process.stdin.on("data", (chunk: string) => {
 process.stdin.on("end", () => (stop = true));
 
 void runPacedLoad(opts, () => stop).then((result) => {
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  process.exit(0);
+  // Exit once the line is written: stdout is a pipe (asynchronous), and a long unpaced window's
+  // latencies make a line far bigger than the pipe holds.
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
 });
 process.stdout.write("ready\n");
