@@ -22,12 +22,14 @@ import {
   codeDeploy,
   createCodeHosts,
   reloadPhases,
+  reloadStalled,
   type CodeDeployResult,
   type CodeHost,
   type ReloadPhases,
 } from "./lib/codeHost";
 import { sweepStaleBenchContainers } from "./lib/containers";
 import { cpuBetween, cpuSample, type CpuBreakdown } from "./lib/cpu";
+import { describeSlowDeploy } from "./lib/explain";
 import { ImageHost, type ImageDeployResult } from "./lib/imageDeploy";
 import { startLoad, type LoadWindow } from "./lib/load";
 import { log, secs, step } from "./lib/log";
@@ -335,14 +337,7 @@ const SLOW_MS = 10_000;
 
 async function explainSlow(host: CodeHost, d: CodeDeployResult, notes: string[]): Promise<void> {
   if (d.totalMs < SLOW_MS) return;
-  const lines = await host.container.logLines(d.startedAt - 1000);
-  const tail = lines
-    .filter((l) => l.atMs <= d.endedAt + 1000)
-    .slice(-40)
-    .map((l) => `${new Date(l.atMs).toISOString().slice(11, 23)} ${l.text}`);
-  const text =
-    `${host.label}: the deploy of ${d.sha.slice(0, 12)} took ${secs(d.totalMs)}. Script output: ` +
-    `${d.result.stdout.trim().split("\n").join(" | ")}. Container log: ${tail.join(" | ")}`;
+  const text = await describeSlowDeploy(host, d);
   log(`SLOW: ${text}`);
   notes.push(text);
 }
@@ -398,6 +393,24 @@ function hostsCleanup(name: string, hosts: CodeHost[]): () => Promise<void> {
   });
 }
 
+/**
+ * After the first deploy to freshly started hosts: notes the hosts whose master is stuck in a
+ * reload (see reloadStalled): their next deploy waits for worker-reload-mercy.
+ */
+async function noteStalled(ctx: Context, what: string, hosts: CodeHost[]): Promise<void> {
+  const stalled: string[] = [];
+  for (const h of hosts) if (await reloadStalled(h)) stalled.push(h.label);
+  if (!stalled.length) return;
+  const text =
+    `${what}: after the first deploy to ${hosts.length} freshly started host(s), the uWSGI ` +
+    `master of ${stalled.length} (${stalled.join(", ")}) was stuck in a graceful reload: the ` +
+    "first deploy's touch reached it while its workers were still starting, they never acted " +
+    "on it, and the master waits for worker-reload-mercy (30 s), ignoring touches meanwhile; " +
+    "the next deploy to them waits for that (bench/README.md, 'The 30 s outlier')";
+  log(`STALLED: ${text}`);
+  ctx.notes.push(text);
+}
+
 // ------------------------------------------------------------------ 1-3: deploys, idle and loaded
 /** Code vs container deploys, idle and under load; the previous contract under load too. */
 async function runDeploys(ctx: Context): Promise<number> {
@@ -429,6 +442,8 @@ async function runDeploys(ctx: Context): Promise<number> {
     await codeDeploy(codeHost, repo, head);
     await codeDeploy(prevHost, repo, head);
   });
+  await settle();
+  await noteStalled(ctx, "deploys", [codeHost, prevHost]);
   await step("first image and container on the image host", () => imageHost.deploy(head));
   const uwsgiVersion = /Starting uWSGI (\S+)/.exec(
     (await codeHost.container.logLines(0)).map((l) => l.text).join("\n"),
@@ -656,6 +671,7 @@ async function runExperiments(ctx: Context): Promise<void> {
   const current = await repo.head();
   for (const h of hosts.values()) await codeDeploy(h, repo, current);
   await settle();
+  await noteStalled(ctx, "reload experiments", [...hosts.values()]);
   log(`reload experiments: ${series.length} variants, interleaved round-robin`);
   for (let i = -opts.warmup; i < opts.shortRuns; i++) {
     const line: string[] = [];
@@ -751,6 +767,7 @@ async function runScale(ctx: Context): Promise<void> {
     const first = await repo.head();
     await Promise.all([...hosts, ...prevHosts].map((h) => codeDeploy(h, repo, first)));
     await settle();
+    await noteStalled(ctx, `scale N=${n}`, [...hosts, ...prevHosts]);
 
     const series = [
       { variant: SHIPPED, rollout: "parallel", hosts, script: undefined as string | undefined },

@@ -232,3 +232,22 @@ export async function reloadPhases(
     detections: detected.length,
   };
 }
+
+/**
+ * True when the master is stuck in a graceful reload: it logged "...gracefully killing
+ * workers..." and has not re-exec'd since, at least `forMs` ago. Seen when the trigger is
+ * touched while the workers are still starting (a few ms after uWSGI spawns them, longer on a
+ * busy machine): they never act on the master's SIGHUP, and the master waits for them until
+ * worker-reload-mercy (30 s) and ignores every touch meanwhile. A first deploy to a container
+ * that starts uWSGI between the switch and the touch can do that (bench/README.md).
+ */
+export async function reloadStalled(host: CodeHost, forMs = 1000): Promise<boolean> {
+  const lines = await host.container.logLines(0);
+  let lastGrace: number | undefined;
+  let lastReexec = -Infinity;
+  for (const l of lines) {
+    if (l.text.includes("...gracefully killing workers...")) lastGrace = l.atMs;
+    if (l.text.includes(REEXEC)) lastReexec = l.atMs;
+  }
+  return lastGrace !== undefined && lastGrace > lastReexec && Date.now() - lastGrace >= forMs;
+}
