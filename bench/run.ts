@@ -44,7 +44,6 @@ import {
   ensureContractImage,
   FS_NO_WAKE,
   PREVIOUS,
-  scriptWithoutDate,
   scriptWithPoll,
   SHIPPED,
   TOUCH_WAKE,
@@ -137,15 +136,11 @@ function parseArgs(argv: string[]): Options {
 
 /** Host script variants, run against the shipped contract. */
 const POLL = "shipped + health poll 0.05 s";
-const NO_DATE = "shipped + script without date";
 
 /** Every variant the results mention (Measurement.variant), in words. */
 const VARIANTS: Record<string, string> = {
   ...CONTRACTS,
   [POLL]: "the shipped contract; the host script's health check polls every 0.05 s, not 0.2 s",
-  [NO_DATE]:
-    "the shipped contract; the host script reads bash's $EPOCHREALTIME/$EPOCHSECONDS instead " +
-    "of forking `date` (16 times per deploy), a bench-local copy (bench/lib/variants.ts)",
 };
 
 /**
@@ -661,7 +656,6 @@ async function runExperiments(ctx: Context): Promise<void> {
     { variant: FS_NO_WAKE, host: hostOf(FS_NO_WAKE), script: stock },
     { variant: SHIPPED, host: hostOf(SHIPPED), script: stock },
     { variant: POLL, host: hostOf(SHIPPED), script: scriptWithPoll("0.05") },
-    { variant: NO_DATE, host: hostOf(SHIPPED), script: scriptWithoutDate() },
   ].map((s) => ({
     ...s,
     deploys: [] as CodeDeployResult[],
@@ -739,7 +733,6 @@ async function runScale(ctx: Context): Promise<void> {
   const nMax = Math.max(...opts.ns);
   const profile = opts.profile && perfAvailable();
   if (opts.profile && !profile) log("--profile: perf is missing (or not root): no profile");
-  const noDate = scriptWithoutDate();
   for (const n of opts.ns) {
     const atMax = n === nMax;
     const hosts = await step(`scale: ${n} app root(s) + container(s)`, () =>
@@ -771,7 +764,6 @@ async function runScale(ctx: Context): Promise<void> {
 
     const series = [
       { variant: SHIPPED, rollout: "parallel", hosts, script: undefined as string | undefined },
-      ...(atMax ? [{ variant: NO_DATE, rollout: "parallel", hosts, script: noDate }] : []),
       { variant: SHIPPED, rollout: "rolling", hosts, script: undefined },
       ...(atMax
         ? [{ variant: PREVIOUS, rollout: "parallel", hosts: prevHosts, script: undefined }]
@@ -880,7 +872,6 @@ async function main(): Promise<void> {
   );
   // Fails here, before anything starts, when runtime/uwsgi.ini lost the lines the variants edit.
   contractOf(PREVIOUS);
-  scriptWithoutDate();
   scriptWithPoll("0.05");
 
   const machine = await step("checking the Docker engine", describeMachine);

@@ -158,29 +158,3 @@ export function scriptWithPoll(seconds: string): string {
     (_line, indent: string, rest: string | undefined) => `${indent}sleep ${seconds}${rest ?? ""}`,
   );
 }
-
-/**
- * The host script without `date` processes: bash's own clock ($EPOCHREALTIME, $EPOCHSECONDS,
- * printf's %(...)T; bash >= 5.0) instead of forking `date` for every timestamp (16 per
- * deploy). `$(now_ns)` becomes an expansion (no subshell either); the lock holder's timestamp
- * stays a subshell, but runs a builtin. Measures what host/ could save per deploy.
- */
-export function scriptWithoutDate(): string {
-  let text = hostScriptText();
-  const replaceAll = (from: string, to: string, expected: number | "some"): void => {
-    const n = text.split(from).length - 1;
-    if (expected === "some" ? n < 1 : n !== expected) {
-      throw new Error(
-        `host/touchdeploy.sh has ${n} \`${from}\`, expected ${expected === "some" ? "at least 1" : expected}`,
-      );
-    }
-    text = text.split(from).join(to);
-  };
-  // A C-locale decimal point: EPOCHREALTIME is "seconds.microseconds".
-  replaceAll("$(now_ns)", "${EPOCHREALTIME/./}000", "some");
-  replaceAll("now_ns() { date +%s%N; }", "now_ns() { printf '%s' \"${EPOCHREALTIME/./}000\"; }", 1);
-  replaceAll("$(date +%s)", "$EPOCHSECONDS", 1);
-  replaceAll("$(date -u +%Y-%m-%dT%H:%M:%SZ)", "$(TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1)", 1);
-  if (/\bdate [+-]/.test(text)) throw new Error("host/touchdeploy.sh runs `date` elsewhere too");
-  return text;
-}
