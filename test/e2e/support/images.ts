@@ -166,7 +166,7 @@ export async function ensureRuntimeImage(opts: RuntimeImageOptions = {}): Promis
   if (!(await imageExists(docker, tag))) {
     const stream = await docker.buildImage(
       { context: contextDir, src: files },
-      { t: tag, buildargs, labels: { "touchdeploy.e2e": "true" } },
+      { t: tag, buildargs, labels: { "touchdeploy.e2e": "true" }, forcerm: true },
     );
     await followProgress(docker, stream);
   }

@@ -227,7 +227,8 @@ export async function apply(
             .filter((f) => fs.statSync(path.join(contextDir, f)).isFile());
           const stream = await docker.buildImage(
             { context: contextDir, src: files },
-            { t: ref, dockerfile: build.dockerfile, buildargs: build.buildArgs },
+            // forcerm: a failed build leaves no intermediate container behind.
+            { t: ref, dockerfile: build.dockerfile, buildargs: build.buildArgs, forcerm: true },
           );
           await followProgress(docker, stream);
         }
