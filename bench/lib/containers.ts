@@ -5,7 +5,7 @@
  * come back on the same port) and logs with timestamps (to see where a reload spends its time).
  */
 import type Docker from "dockerode";
-import { CONTAINER_PORT } from "../../test/e2e/support/app";
+import { CONTAINER_PORT, sweepStaleContainers } from "../../test/e2e/support/app";
 import { demuxLogs, ensureDocker } from "../../test/e2e/support/docker";
 
 export const BENCH_LABEL = "touchdeploy.bench.pid";
@@ -41,30 +41,9 @@ export function containerName(name: string): string {
   return `tdbench-${name}-${process.pid}`;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Removes `tdbench-` containers left by benchmark processes that no longer exist. */
-export async function sweepStaleBenchContainers(): Promise<number> {
-  const docker = await ensureDocker();
-  const list = await docker.listContainers({ all: true, filters: { label: [BENCH_LABEL] } });
-  let removed = 0;
-  for (const info of list) {
-    const pid = Number(info.Labels[BENCH_LABEL]);
-    if (pid === process.pid || isAlive(pid)) continue;
-    await docker
-      .getContainer(info.Id)
-      .remove({ force: true })
-      .catch(() => undefined);
-    removed++;
-  }
-  return removed;
+export function sweepStaleBenchContainers(): Promise<number> {
+  return sweepStaleContainers(BENCH_LABEL);
 }
 
 /** Docker's RFC 3339 timestamp with nanoseconds, as epoch milliseconds. */

@@ -10,7 +10,7 @@
  * measured starves), a stop on demand (the window ends 1 s after the deploy, whatever it took),
  * and the raw latencies, so percentiles can be pooled across runs.
  */
-import * as http from "node:http";
+import { requestOnce } from "../../test/e2e/support/load";
 
 export interface PacedLoadOptions {
   url: string;
@@ -39,44 +39,6 @@ export interface PacedLoadResult {
   durationMs: number;
   /** CPU the load process itself used (user + system), in seconds. */
   cpuSeconds: number;
-}
-
-type Outcome =
-  | { kind: "response"; status: number; revision: string | undefined; body: string }
-  | { kind: "error" | "timeout"; message: string };
-
-function once(url: string, timeoutMs: number): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (o: Outcome): void => {
-      if (!settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(o);
-      }
-    };
-    const req = http.get(url, { agent: false, headers: { Connection: "close" } }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => {
-        const rev = res.headers["x-revision"];
-        finish({
-          kind: "response",
-          status: res.statusCode ?? 0,
-          revision: Array.isArray(rev) ? rev[0] : rev,
-          body,
-        });
-      });
-      res.on("error", (err) => finish({ kind: "error", message: err.message }));
-      res.on("aborted", () => finish({ kind: "error", message: "response aborted" }));
-    });
-    const timer = setTimeout(() => {
-      finish({ kind: "timeout", message: `no complete answer within ${timeoutMs} ms` });
-      req.destroy();
-    }, timeoutMs);
-    req.on("error", (err) => finish({ kind: "error", message: err.message }));
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -117,7 +79,7 @@ export async function runPacedLoad(
       const sent = Date.now();
       // The next slot; a client that fell behind (slow answer) sends right away, no burst.
       next = Math.max(next + intervalMs, sent);
-      const o = await once(opts.url, opts.requestTimeoutMs);
+      const o = await requestOnce(opts.url, opts.requestTimeoutMs);
       result.requests++;
       if (o.kind !== "response") {
         if (o.kind === "timeout") result.timeouts++;

@@ -5,31 +5,15 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { getServed } from "../../test/e2e/support/app";
 import { findExecutable } from "../../test/e2e/support/prerequisites";
-import { sleep } from "../../test/e2e/support/process";
+import { freePort, sleep } from "../../test/e2e/support/process";
 
 export interface Registry {
   /** `127.0.0.1:<port>`, the prefix of image references pushed to it. */
   address: string;
   stop(): Promise<void>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      s.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no free port")),
-      );
-    });
-  });
 }
 
 export async function startRegistry(dir: string): Promise<Registry> {

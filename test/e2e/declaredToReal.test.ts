@@ -7,7 +7,6 @@
 // refuses it and the old commit keeps serving; as a full `pulumi up` it is a container deploy.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
@@ -17,22 +16,10 @@ import { demuxLogs, ensureDocker } from "./support/docker";
 import { APP_SUBDIR, TestRepo } from "./support/git";
 import { BASE_IMAGE, ensureBaseImage } from "./support/images";
 import { e2eGate } from "./support/prerequisites";
-import { makeScratchDir, removeTree } from "./support/process";
+import { freePort, makeScratchDir, removeTree } from "./support/process";
 import { apply, CommandFailedError, destroy, emptyState, RealizedState } from "./support/realize";
 
 const CONTAINER = "docker:index/container:Container";
-
-/** A TCP port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Pulumi.dev.yaml's touchdeploy:* values, as the stack would give them to the program. */
 function devStackConfig(): StackConfig {

@@ -7,7 +7,7 @@
 import * as http from "node:http";
 import type Docker from "dockerode";
 import { demuxLogs, ensureDocker } from "./docker";
-import { waitFor } from "./process";
+import { isAlive, waitFor } from "./process";
 
 /** The port uWSGI listens on inside the container (TOUCHDEPLOY_PORT). */
 export const CONTAINER_PORT = 8000;
@@ -55,30 +55,24 @@ export interface AppContainer {
   remove(): Promise<void>;
 }
 
-/** Removes `tdtest-` containers left by test processes that no longer exist. */
-export async function sweepStaleContainers(): Promise<void> {
+/**
+ * Removes containers labelled `label` (default: the e2e tests' owner label) whose owning process
+ * (the pid in the label) no longer exists; returns how many.
+ */
+export async function sweepStaleContainers(label: string = OWNER_LABEL): Promise<number> {
   const docker = await ensureDocker();
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [OWNER_LABEL] },
-  });
+  const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
+  let removed = 0;
   for (const info of containers) {
-    const pid = Number(info.Labels[OWNER_LABEL]);
+    const pid = Number(info.Labels[label]);
     if (pid === process.pid || isAlive(pid)) continue;
     await docker
       .getContainer(info.Id)
       .remove({ force: true })
       .catch(() => undefined);
+    removed++;
   }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return removed;
 }
 
 /** Creates and starts a runtime container for an app root; see AppContainerOptions. */

@@ -54,11 +54,13 @@ export interface LoadResult {
   durationMs: number;
 }
 
-type Outcome =
+/** How one request ended: an HTTP answer, or an error or timeout without one. */
+export type Outcome =
   | { kind: "response"; status: number; revision: string | undefined; body: string }
   | { kind: "error" | "timeout"; message: string };
 
-function once(url: string, timeoutMs: number): Promise<Outcome> {
+/** One GET on a new connection, bounded by `timeoutMs`; never rejects. */
+export function requestOnce(url: string, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (o: Outcome): void => {
@@ -118,7 +120,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const client = async (runs: RevisionRun[]): Promise<void> => {
     while (Date.now() < end) {
       const sent = Date.now();
-      const o = await once(opts.url, timeoutMs);
+      const o = await requestOnce(opts.url, timeoutMs);
       result.requests++;
       if (o.kind !== "response") {
         if (o.kind === "timeout") result.timeouts++;

@@ -13,7 +13,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { findExecutable } from "./prerequisites";
-import { removeTree, run, sleep, start, type RunResult } from "./process";
+import { freePort, removeTree, run, sleep, start, type RunResult } from "./process";
 
 /** The deploy user the tests create; its uid differs from the container's 10001 on purpose. */
 export const DEPLOY_USER = "tdeploy";
@@ -180,21 +180,6 @@ async function ensureDeployUser(): Promise<{ uid: number; gid: number; home: str
     throw new Error(`${DEPLOY_USER} has uid 10001, the container's uid: pick another`);
   const home = (await run("getent", ["passwd", DEPLOY_USER])).stdout.trim().split(":")[5];
   return { uid, gid, home };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      s.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /**
