@@ -10,7 +10,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
-import { plain, PROJECT_DIR, ProgramRun, runProgram, StackConfig } from "../support/pulumiProgram";
+import {
+  CONTAINER,
+  IMAGE,
+  plain,
+  PROJECT_DIR,
+  ProgramRun,
+  runProgram,
+  StackConfig,
+} from "../support/pulumiProgram";
 import { getServed, RELOAD_LOG_LINE, waitForRevision } from "./support/app";
 import { demuxLogs, ensureDocker } from "./support/docker";
 import { APP_SUBDIR, TestRepo } from "./support/git";
@@ -18,8 +26,6 @@ import { BASE_IMAGE, ensureBaseImage } from "./support/images";
 import { e2eGate } from "./support/prerequisites";
 import { freePort, makeScratchDir, removeTree } from "./support/process";
 import { apply, CommandFailedError, destroy, emptyState, RealizedState } from "./support/realize";
-
-const CONTAINER = "docker:index/container:Container";
 
 /** Pulumi.dev.yaml's touchdeploy:* values, as the stack would give them to the program. */
 function devStackConfig(): StackConfig {
@@ -175,11 +181,9 @@ describe(
       const head = await repo.head();
       const oldContainerId = state.containerIds.get("local-container");
       const third = await runProgram({ config });
-      const oldImage = plain<{ name: string }>(
-        second.get("docker:index/remoteImage:RemoteImage", "local-image").inputs,
-      );
+      const oldImage = plain<{ name: string }>(second.get(IMAGE, "local-image").inputs);
       const newImage = plain<{ name: string; build: { buildArgs: Record<string, string> } }>(
-        third.get("docker:index/remoteImage:RemoteImage", "local-image").inputs,
+        third.get(IMAGE, "local-image").inputs,
       );
       assert.notEqual(newImage.name, oldImage.name);
       assert.equal(newImage.build.buildArgs.APT_PACKAGES, "python3-yaml");

@@ -14,6 +14,12 @@ const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..", "..");
 
+/** Type tokens of the resources the program declares. */
+export const LOCAL_CMD = "command:local:Command";
+export const REMOTE_CMD = "command:remote:Command";
+export const CONTAINER = "docker:index/container:Container";
+export const IMAGE = "docker:index/remoteImage:RemoteImage";
+
 /** One resource registration, as the engine would receive it. */
 export interface Registration {
   type: string;
@@ -52,6 +58,25 @@ export function isSecret(value: unknown): boolean {
     value !== null &&
     (value as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG
   );
+}
+
+/**
+ * Where `needle` appears in plaintext (outside any secret) in the declared inputs or the stack
+ * outputs, as `resource path` strings; empty when it only ever travels as a secret.
+ */
+export function plaintextOccurrences(run: ProgramRun, needle: string): string[] {
+  const found: string[] = [];
+  const walk = (value: unknown, where: string): void => {
+    if (isSecret(value)) return;
+    if (typeof value === "string") {
+      if (value.includes(needle)) found.push(where);
+    } else if (value && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
+    }
+  };
+  for (const r of run.resources) walk(r.inputs, `${r.name} inputs`);
+  walk(run.outputs, "stack outputs");
+  return found;
 }
 
 /** The value with every secret marker removed. */

@@ -9,7 +9,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, localBranchHead, privateKeyFormat } from "../../components";
 import { APP_SUBDIR, TestRepo } from "../e2e/support/git";
 import {
+  CONTAINER,
   dependsOn,
+  IMAGE,
+  LOCAL_CMD,
+  plaintextOccurrences,
+  REMOTE_CMD,
   PROJECT_DIR,
   isSecret,
   plain,
@@ -19,10 +24,6 @@ import {
   StackConfig,
 } from "../support/pulumiProgram";
 
-const LOCAL_CMD = "command:local:Command";
-const REMOTE_CMD = "command:remote:Command";
-const CONTAINER = "docker:index/container:Container";
-const IMAGE = "docker:index/remoteImage:RemoteImage";
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOhMwkhduvpYBsb1FQUL5gKNM9Iiy376AI435kGEPwua";
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-material\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -458,22 +459,7 @@ describe("ssh hosts", () => {
     });
   });
   it("the private key appears nowhere but as a secret", () => {
-    for (const r of run.resources) {
-      const walk = (value: unknown, where: string): void => {
-        if (isSecret(value)) {
-          return;
-        }
-        if (typeof value === "string") {
-          assert.ok(!value.includes("secret-material"), `plaintext key in ${r.name} ${where}`);
-        } else if (value && typeof value === "object") {
-          for (const [k, v] of Object.entries(value)) {
-            walk(v, `${where}.${k}`);
-          }
-        }
-      };
-      walk(r.inputs, "inputs");
-    }
-    assert.ok(!JSON.stringify(run.outputs).includes("secret-material"));
+    assert.deepEqual(plaintextOccurrences(run, "secret-material"), []);
   });
   it("URLs use the host address", () => {
     assert.equal(
@@ -705,21 +691,7 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
       invoke,
       computed,
     });
-    for (const r of run.resources) {
-      const walk = (value: unknown, where: string): void => {
-        if (isSecret(value)) return;
-        if (typeof value === "string") {
-          assert.ok(
-            !value.includes("generated-key-material"),
-            `plaintext key in ${r.name} ${where}`,
-          );
-        } else if (value && typeof value === "object") {
-          for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
-        }
-      };
-      walk(r.inputs, "inputs");
-    }
-    assert.ok(!JSON.stringify(run.outputs).includes("generated-key-material"));
+    assert.deepEqual(plaintextOccurrences(run, "generated-key-material"), []);
   });
 
   it("GIVEN the key rotates THEN only the key resources and the key installs change: no code or container deploy", async () => {

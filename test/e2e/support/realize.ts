@@ -13,19 +13,18 @@ import type Docker from "dockerode";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  CONTAINER,
+  IMAGE,
+  LOCAL_CMD,
   mockImageId,
   plain,
   PROJECT_DIR,
   ProgramRun,
   Registration,
+  REMOTE_CMD,
 } from "../../support/pulumiProgram";
 import { ensureDocker, followProgress } from "./docker";
 import { run, RunResult } from "./process";
-
-const CONTAINER = "docker:index/container:Container";
-const IMAGE = "docker:index/remoteImage:RemoteImage";
-const LOCAL_CMD = "command:local:Command";
-const REMOTE_CMD = "command:remote:Command";
 
 /** "10s", "1m30s", "500ms" → nanoseconds (Docker's unit for healthcheck durations). */
 export function durationNs(value: string): number {
