@@ -14,6 +14,7 @@
 #   touchdeploy.sh rollback --root DIR [--to SHA] [--subdir PATH] [--reload-file NAME]
 #                           [--health-url URL] [--health-timeout SECONDS]
 #   touchdeploy.sh status   --root DIR    (prints the live commit; exit 3 if none)
+#   touchdeploy.sh check    SUBCOMMAND [its options]  (validates them only; touches nothing)
 # Every subcommand that changes something also takes --lock-timeout SECONDS (default 300).
 #
 # It is run by hand or, by the Pulumi program, as `bash -s -- SUBCOMMAND ARGS...` with this
@@ -150,6 +151,7 @@ usage: touchdeploy.sh SUBCOMMAND --root DIR [options]
   rollback --root DIR [--to SHA] [--subdir PATH] [--reload-file NAME] [--health-url URL]
            [--health-timeout SECONDS]
   status   --root DIR
+  check    SUBCOMMAND [options]   validates the options of SUBCOMMAND; changes nothing
 Changing subcommands also take --lock-timeout SECONDS (default 300).
 Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 nothing live, 4 fetch/commit/release missing,
 5 dependencies changed, 6 unhealthy and rolled back, 7 unhealthy and rollback failed, 8 lock timeout.
@@ -160,6 +162,8 @@ EOF
 # Arguments. Everything is validated before anything is touched; no value is ever evaluated.
 
 declare -A OPT=()
+# 1 for `check`: validate values only (files are not required to exist here).
+CHECK_ONLY=0
 
 # The options each subcommand accepts.
 options_of() {
@@ -293,7 +297,7 @@ validate_file() {
     local name=$1 v=$2
     no_control_chars "$name" "$v"
     [[ $v != -* ]] || bad "$name" "$v" "must not start with -"
-    [[ -f $v && -r $v ]] || bad "$name" "$v" "is not a readable file"
+    ((CHECK_ONLY)) || [[ -f $v && -r $v ]] || bad "$name" "$v" "is not a readable file"
     [[ $v == /* ]] || OPT[$name]=$PWD/$v
 }
 
@@ -959,6 +963,21 @@ main() {
     local sub=${1-}
     case $sub in
     init | prepare | activate | deploy | rollback | status) shift ;;
+    check)
+        # The same parsing and validation as the real subcommand, and nothing else: the
+        # program's own validation is tested against this (test/unit/hostRules.test.ts).
+        shift
+        sub=${1-}
+        case $sub in
+        init | prepare | activate | deploy | rollback | status) shift ;;
+        *) die "$E_USAGE" "check: unknown subcommand $(show "$sub") (init, prepare, activate, deploy, rollback, status)" ;;
+        esac
+        CHECK_ONLY=1
+        parse_args "$sub" "$@"
+        validate_options "$sub"
+        say "check    $sub: every option is valid"
+        exit 0
+        ;;
     -h | --help | help)
         usage
         exit 0
