@@ -391,8 +391,7 @@ interface RegisterRequest {
   getHidediffsList(): string[];
   getAdditionalsecretoutputsList(): string[];
   getCustomtimeouts():
-    | { getCreate(): string; getUpdate(): string; getDelete(): string }
-    | undefined;
+    { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
   getImportid(): string;
   getProvider(): string;
 }
