@@ -120,9 +120,15 @@ async function startExec(
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      exec
-        .inspect()
-        .then((info) => resolve({ code: info.ExitCode ?? -1, output: output() }), reject);
+      // The stream can end a moment before the engine records the exit code.
+      waitFor(
+        `the exit code of ${cmd.join(" ")}`,
+        async () => {
+          const info = await exec.inspect();
+          return info.Running || info.ExitCode === null ? undefined : info.ExitCode;
+        },
+        { timeoutMs: 10_000, intervalMs: 20 },
+      ).then((code) => resolve({ code, output: output() }), reject);
     };
     stream.on("end", finish);
     stream.on("close", finish);
