@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_RELOAD_FILE, RULES } from "../contract";
+import { IPV4_PATTERN } from "../hostSpec";
 
 /** The Pulumi config namespace of this project. */
 export const NAMESPACE = "touchdeploy";
@@ -216,9 +217,7 @@ export const CONFIG_KEYS = {
   },
   bindAddress: {
     schema: text((v) =>
-      /^(\d{1,3}\.){3}\d{1,3}$/.test(v)
-        ? undefined
-        : `${show(v)} must be an IPv4 address such as 0.0.0.0`,
+      IPV4_PATTERN.test(v) ? undefined : `${show(v)} must be an IPv4 address such as 0.0.0.0`,
     ),
     default: "0.0.0.0",
     declare: "string",
