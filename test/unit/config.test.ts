@@ -305,6 +305,29 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       ],
     ],
     [
+      "a dependency file listed twice",
+      { repoPath: ".", dependencyFiles: '["requirements.txt", "Aptfile", "requirements.txt"]' },
+      [
+        'touchdeploy:dependencyFiles: lists a file twice: ["requirements.txt","Aptfile","requirements.txt"]',
+      ],
+    ],
+    [
+      "a health timeout of 0",
+      { repoPath: ".", healthTimeout: "0" },
+      ['touchdeploy:healthTimeout: must be an integer from 1 to 3600, got "0"'],
+    ],
+    [
+      "a deploy key with an https repoUrl",
+      {
+        github: "acme/shop",
+        deployKey: "generate",
+        repoUrl: "https://github.com/acme/shop.git",
+      },
+      [
+        'touchdeploy:repoUrl: "https://github.com/acme/shop.git" is not an SSH URL, so the deploy key would not be used',
+      ],
+    ],
+    [
       "bad app name",
       { repoPath: ".", appName: "My App" },
       [

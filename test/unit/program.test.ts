@@ -407,9 +407,13 @@ describe("a dependency change is a container deploy", () => {
       config: devConfig({ commit: repo.c3, image: "ghcr.io/acme/rt:{fingerprint}" }),
     });
     assert.deepEqual(inputs(run.get(IMAGE, "local-image")), {
-      name: `ghcr.io/acme/rt:${String(run.outputs.dependencyFingerprint)}`,
+      name: `ghcr.io/acme/rt:${expectedFingerprint(repo.c3)}`,
       keepLocally: true,
     });
+    assert.match(
+      String(inputs(run.get(LOCAL_CMD, "local-release")).create),
+      new RegExp(`--container-fingerprint ${expectedFingerprint(repo.c3)}$`),
+    );
   });
 
   it("GIVEN a fixed pulled image THEN the fingerprint is `unmanaged` and commits never change the container", async () => {
@@ -421,6 +425,9 @@ describe("a dependency change is a container deploy", () => {
     });
     assert.equal(a.outputs.dependencyFingerprint, "unmanaged");
     assert.deepEqual(containerInputs(b, "local"), containerInputs(a, "local"));
+    // Nothing to guard: the host script is not asked to (it would warn on every deploy).
+    const release = String(inputs(a.get(LOCAL_CMD, "local-release")).create);
+    assert.doesNotMatch(release, /--dependency-files|--container-fingerprint/);
   });
 });
 
@@ -744,7 +751,25 @@ describe("bad stack config fails the program with every problem listed", () => {
     const loaded = loadConfig(repo.dir);
     assert.ok(loaded.sshPrivateKey);
     assert.equal(await pulumi.isSecret(loaded.sshPrivateKey), true);
-    assert.ok(!JSON.stringify(loaded.config).includes("secret-material"));
+  });
+  it("GIVEN a secret set in a config with a problem THEN the error never shows it: parsing sees only whether it is set", () => {
+    pulumi.runtime.setAllConfig(
+      {
+        "touchdeploy:repoPath": repo.dir,
+        "touchdeploy:port": "0",
+        "touchdeploy:hosts": JSON.stringify([
+          { name: "web1", ssh: "d@10.0.0.1", hostKey: `ssh-ed25519 ${KEY}` },
+        ]),
+        "touchdeploy:sshPrivateKey": PRIVATE_KEY,
+        "touchdeploy:deployPrivateKey": PRIVATE_KEY,
+      },
+      ["touchdeploy:sshPrivateKey", "touchdeploy:deployPrivateKey"],
+    );
+    assert.throws(() => loadConfig(repo.dir), {
+      message:
+        "invalid stack configuration (1 problem):\n" +
+        '  - touchdeploy:port: must be an integer from 1 to 65535, got "0"',
+    });
   });
 });
 
@@ -805,6 +830,12 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
         key: keyOf(GENERATED),
         readOnly: true,
       },
+    );
+    // A new key is registered before the old one is removed: fetches never lose access.
+    assert.equal(
+      run.get("github:index/repositoryDeployKey:RepositoryDeployKey", "shop-github-deploy-key")
+        .deleteBeforeReplace,
+      false,
     );
   });
 
@@ -935,5 +966,147 @@ describe("a provided deploy key is checked before it goes anywhere", () => {
         "touchdeploy:deployPrivateKey is not an OpenSSH or PEM private key " +
         "(expected -----BEGIN OPENSSH PRIVATE KEY----- ...; generate one with ssh-keygen -t ed25519)",
     });
+  });
+});
+
+describe("the components from another program (issue 8 item 17)", () => {
+  it("GIVEN a host whose address and user come from another resource's outputs THEN the commands and the Docker connection use them, after that resource", async () => {
+    const run = await runProgram({
+      config: {},
+      computed: (type) =>
+        type === "test:index:Instance" ? { publicIp: "203.0.113.7", user: "admin" } : {},
+      program: () => {
+        // Loaded here, after setMocks (a resource module must not load before the mocks).
+        const { AppDeployment } = require("../../components") as typeof import("../../components");
+        /** Stands for a VM another program creates (an aws.ec2.Instance, say). */
+        class Instance extends pulumi.CustomResource {
+          declare readonly publicIp: pulumi.Output<string>;
+          declare readonly user: pulumi.Output<string>;
+          constructor(name: string) {
+            super("test:index:Instance", name, { publicIp: undefined, user: undefined });
+          }
+        }
+        const vm = new Instance("vm");
+        const app = new AppDeployment("shop", {
+          hosts: [
+            {
+              name: "web1",
+              target: { kind: "ssh", user: vm.user, address: vm.publicIp, port: 22 },
+              hostKey: `ssh-ed25519 ${KEY}`,
+              root: "/srv/shop",
+              port: 8000,
+              bindAddress: "0.0.0.0",
+            },
+          ],
+          sshPrivateKey: pulumi.secret(PRIVATE_KEY),
+          source: { repoUrl: "https://example.test/shop.git", commit: "c".repeat(40) },
+          image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
+          release: {
+            appDir: "",
+            reloadFile: ".reload",
+            health: { path: "/healthz", timeoutSeconds: 60 },
+            keepReleases: 5,
+            dependencyFiles: [],
+          },
+          rollout: { strategy: "parallel" },
+          hostScript: "echo script",
+          operatorSshDir: (host) => path.join(home, "other-program", host),
+        });
+        return { hosts: app.summary };
+      },
+    });
+    const vmUrn = run.get("test:index:Instance", "vm").urn;
+    for (const role of ["setup", "fetch", "release"]) {
+      const cmd = run.get(REMOTE_CMD, `web1-${role}`);
+      const connection = plain<Record<string, unknown>>(cmd.inputs.connection);
+      assert.equal(connection.host, "203.0.113.7");
+      assert.equal(connection.user, "admin");
+      assert.ok(cmd.dependencies.includes(vmUrn), `web1-${role} waits for the instance`);
+    }
+    const provider = run.get("pulumi:providers:docker", "web1-docker");
+    assert.equal(plain(provider.inputs.host), "ssh://admin@203.0.113.7:22");
+    assert.ok(provider.dependencies.includes(vmUrn));
+    assert.equal(
+      fs.readFileSync(path.join(home, "other-program", "web1", "known_hosts"), "utf8"),
+      `203.0.113.7 ssh-ed25519 ${KEY}\n`,
+    );
+    assert.deepEqual(run.outputs.hosts, {
+      web1: { commit: "c".repeat(40), url: "http://203.0.113.7:8000/", container: "shop-web1" },
+    });
+  });
+});
+
+describe("the Docker provider's context (issue 8 item 11)", () => {
+  it("GIVEN DOCKER_CONTEXT exported THEN the program refuses to run before declaring anything, saying why and what to do", async () => {
+    process.env.DOCKER_CONTEXT = "staging";
+    let refused: unknown;
+    try {
+      const run = await runProgram({
+        config: devConfig({ commit: repo.c1 }),
+        program: () => {
+          const entry = require.resolve(path.join(PROJECT_DIR, "index.ts"));
+          delete require.cache[entry];
+          try {
+            require(entry);
+          } catch (err) {
+            refused = err;
+          }
+          return {};
+        },
+      });
+      assert.deepEqual(
+        run.resources.map((r) => r.type),
+        ["pulumi:pulumi:Stack"],
+      );
+    } finally {
+      delete process.env.DOCKER_CONTEXT;
+    }
+    assert.ok(pulumi.RunError.isInstance(refused), "a RunError: printed without a stack trace");
+    assert.equal(
+      refused.message,
+      'DOCKER_CONTEXT is set ("staging"): the Docker provider would send every host\'s containers to that ' +
+        "context's daemon instead of the host's. Unset it (`unset DOCKER_CONTEXT`) and run again.",
+    );
+  });
+});
+
+describe("the fetch key's stdin is a secret whatever the caller passes (issue 9)", () => {
+  it("GIVEN a plain (non-secret) private key THEN the command's stdin is still a secret, and no logs", async () => {
+    const run = await runProgram({
+      config: {},
+      program: () => {
+        const { HostDeployment } = require("../../components") as typeof import("../../components");
+        new HostDeployment("web1", {
+          appName: "shop",
+          host: {
+            target: { kind: "local" },
+            root: "/srv/shop",
+            port: 8000,
+            bindAddress: "0.0.0.0",
+          },
+          source: {
+            repoUrl: "git@github.com:acme/shop.git",
+            commit: "c".repeat(40),
+            fetchKey: { privateKey: PRIVATE_KEY, knownHosts: ["github.com ssh-ed25519 AAAA"] },
+          },
+          release: {
+            appDir: "",
+            reloadFile: ".reload",
+            health: { path: "/healthz", timeoutSeconds: 60 },
+            keepReleases: 5,
+            dependencyFiles: [],
+          },
+          image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
+          fingerprint: "unmanaged",
+          hostScript: "echo script",
+        });
+        return {};
+      },
+    });
+    const install = run.get(LOCAL_CMD, "web1-fetch-key");
+    assert.ok(isSecret(install.inputs.stdin), "stdin is a secret in the state");
+    assert.equal(plain(install.inputs.stdin), PRIVATE_KEY);
+    assert.equal(inputs(install).logging, "none");
+    assert.deepEqual(plaintextOccurrences(run, "secret-material"), []);
   });
 });
