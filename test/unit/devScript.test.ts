@@ -43,9 +43,14 @@ interface Sandbox {
   log: string;
 }
 
+/**
+ * Writes a new file. An existing entry is removed first: the sandbox's bin/ holds symlinks to
+ * the real tools, and writing through one would overwrite the real tool on this machine.
+ */
 function write(file: string, text: string, mode = 0o755): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text, { mode });
+  fs.rmSync(file, { force: true });
+  fs.writeFileSync(file, text, { mode, flag: "wx" });
 }
 
 const FAKE_PULUMI = `#!/bin/bash
