@@ -35,9 +35,9 @@ export const UNMANAGED_FINGERPRINT = "unmanaged";
 export const DEFAULT_RELOAD_FILE = ".reload";
 
 /**
- * Names touchdeploy itself uses in an app root: the reload trigger may be none of them (nor
- * match a pattern ending in `*`). `state` and `.ssh` are reserved by COORD.md (state dirs and
- * the fetch key) ahead of the host script, which refuses a subset of these today.
+ * Names touchdeploy itself uses in an app root (globs: `*` matches any suffix): the reload
+ * trigger may be none of them. The host track's RESERVED list (COORD.md adds `state` and `.ssh`);
+ * the script on main refuses a subset of these.
  */
 export const RESERVED_ROOT_NAMES = [
   "releases",
@@ -47,10 +47,12 @@ export const RESERVED_ROOT_NAMES = [
   "shared",
   "state",
   ".ssh",
-  ".lock",
-  ".lock.holder*",
-  ".current.tmp-*",
-  ".previous.tmp-*",
+  ".history",
+  ".lock*",
+  ".switch*",
+  ".current.*",
+  ".previous.*",
+  ".tmp-*",
 ] as const;
 
 /** True when `name` is one of {@link RESERVED_ROOT_NAMES} (a `*` matching any suffix). */
@@ -101,8 +103,10 @@ export const RULES = {
   relativePathChars: /^[A-Za-z0-9._/@+-]+$/,
   /** `--reload-file`: a plain name (the program allows fewer characters than the script). */
   fileNameChars: /^[A-Za-z0-9._-]{1,100}$/,
-  /** `--repo` (a URL or an absolute path): characters that need no quoting anywhere. */
+  /** `--repo` as a URL: characters that need no quoting anywhere. */
   repoChars: /^[\]A-Za-z0-9._~:/?#@!%+,=[-]+$/,
+  /** `--repo` as a local path: the same and spaces (a checkout under "My Projects"). */
+  localRepoChars: /^[\]A-Za-z0-9._~:/?#@!%+,=[ -]+$/,
   /** `--repo` as scp-like `user@host:path`. */
   repoScp: /^[A-Za-z0-9_][A-Za-z0-9._-]*@[A-Za-z0-9_][A-Za-z0-9._-]*:.+$/,
   /** `--repo` schemes (`ext::` and other transports that run commands never pass). */
@@ -158,8 +162,7 @@ export function repoProblem(repo: string): string | undefined {
   if (RULES.control.test(repo)) return "must not contain control characters";
   if (repo.startsWith("-")) return 'must not start with "-"';
   const local = repo.startsWith("/");
-  const chars = local ? repo.replace(/ /g, "") : repo;
-  if (!RULES.repoChars.test(chars)) {
+  if (!(local ? RULES.localRepoChars : RULES.repoChars).test(repo)) {
     return local
       ? "contains a character not allowed in a repository path (letters, digits, spaces and ._~:/?#@!%+,=[]- only)"
       : "contains a character not allowed in a repository URL (percent-encode it)";

@@ -12,6 +12,7 @@ import {
   ENV,
   EXIT,
   HEADERS,
+  isReservedRootName,
   RESERVED_ROOT_NAMES,
   RULES,
   SUBCOMMANDS,
@@ -94,59 +95,81 @@ describe("the host script holds the contract's values", () => {
     });
   });
 
-  it("reserved root names: the script refuses a subset of the contract's (state and .ssh: pending on the host track)", () => {
-    const reserved =
-      /validate_reload_file\(\)[\s\S]*?case \$v in\n\s*([^)]*)\)/.exec(script)?.[1] ?? "";
-    const names = reserved.split("|").map((n) => n.trim());
-    assert.ok(names.length >= 6, reserved);
-    for (const name of names) {
-      assert.ok(
-        (RESERVED_ROOT_NAMES as readonly string[]).includes(name),
-        `${name} is not in the contract`,
-      );
+  /** The script's reserved names: its RESERVED=(...) array, or (older) the case in validate_reload_file. */
+  function scriptReserved(): { names: string[]; table: boolean } {
+    const array = /^RESERVED=\(([\s\S]*?)\)$/m.exec(script)?.[1];
+    if (array) {
+      return {
+        names: array
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((n) => n.replace(/^'(.*)'$/, "$1")),
+        table: true,
+      };
     }
-    // Reserved by COORD.md ahead of the script; the lead checks these once the host branch lands.
-    const pending = RESERVED_ROOT_NAMES.filter((n) => !names.includes(n));
-    assert.deepEqual(
-      pending.filter((n) => !["state", ".ssh"].includes(n)),
-      [],
-      "only state and .ssh may be missing from the script",
-    );
+    const cases =
+      /validate_reload_file\(\)[\s\S]*?case \$v in\n\s*([^)]*)\)/.exec(script)?.[1] ?? "";
+    return { names: cases.split("|").map((n) => n.trim()), table: false };
+  }
+
+  it("reserved root names: exactly the contract's (a script without the RESERVED table refuses a subset)", () => {
+    const { names, table } = scriptReserved();
+    assert.ok(names.length >= 6, names.join(" "));
+    if (table) {
+      assert.deepEqual([...names].sort(), [...RESERVED_ROOT_NAMES].sort());
+    } else {
+      for (const name of names) {
+        const example = name.replace(/\*$/, "x");
+        assert.ok(isReservedRootName(example), `${name} is not reserved by the contract`);
+      }
+    }
   });
 
+  /** A JS regex's source as the script writes it in a bash bracket expression (`]` first, unescaped). */
+  const bash = (re: RegExp) => re.source.replace("[\\]", "[]");
+
   it("character rules: the same patterns as the script's validators", () => {
-    const stripAnchors = (re: RegExp) => re.source;
-    assert.ok(script.includes(`[[ $2 =~ ${stripAnchors(RULES.sha)} ]]`), "sha");
-    assert.ok(
-      script.includes(`[[ $v =~ ${stripAnchors(RULES.relativePathChars)} ]]`),
-      "relative path",
-    );
-    assert.ok(script.includes(`[[ $1 =~ ${stripAnchors(RULES.fingerprint)} ]]`), "fingerprint");
-    assert.ok(
-      script.includes(`local charset='${RULES.repoChars.source.replace("\\]", "]")}'`),
-      "repo charset",
-    );
+    assert.ok(script.includes(`=~ ${RULES.sha.source} ]]`), "sha");
+    assert.ok(script.includes(`=~ ${RULES.relativePathChars.source} ]]`), "relative path");
+    assert.ok(script.includes(`=~ ${RULES.fingerprint.source} ]]`), "fingerprint");
+    assert.ok(script.includes(`'${bash(RULES.repoChars)}'`), "repo URL characters");
     assert.ok(script.includes(`local scp='${RULES.repoScp.source}'`), "scp-like repo");
-    assert.ok(
-      script.includes(`^[1-9][0-9]{0,5}$`) && RULES.maxPositiveInt === 999_999,
-      "positive ints",
-    );
+    assert.ok(script.includes("^[1-9][0-9]{0,5}$") && RULES.maxPositiveInt === 999_999, "ints");
+    if (scriptReserved().table) {
+      assert.ok(script.includes(`'${bash(RULES.localRepoChars)}'`), "local repo path characters");
+    }
   });
 
   it("the default reload file, the headers it reads and the unmanaged fingerprint", () => {
-    assert.ok(script.includes(`RELOAD_FILE=\${OPT[reload-file]-${DEFAULT_RELOAD_FILE}}`));
+    assert.ok(
+      script.includes(`RELOAD_FILE=\${OPT[reload-file]-${DEFAULT_RELOAD_FILE}}`) ||
+        new RegExp(
+          `'reload-file +\\| NAME +\\| ${DEFAULT_RELOAD_FILE.replace(".", "\\.")} +\\|`,
+        ).test(script),
+      "default reload file",
+    );
     assert.ok(script.includes(`${HEADERS.revision.toLowerCase()}:*)`));
     assert.ok(script.includes(`${HEADERS.fingerprint.toLowerCase()}:*)`));
     assert.ok(script.includes(`== ${UNMANAGED_FINGERPRINT} ]]`));
   });
 
-  it("every phase's subcommand is one the script knows (destroy: pending on the host track)", () => {
-    const known =
-      /^\s*(init \| prepare \| activate[^)]*)\) shift ;;$/m.exec(script)?.[1].split(" | ") ?? [];
+  it("every phase's subcommand is one the script knows (destroy: pending on a script without it)", () => {
+    const rows = /^SUBCOMMANDS=\(([\s\S]*?)^\)$/m.exec(script)?.[1];
+    const known = rows
+      ? [...rows.matchAll(/^\s*'(\w+) *\| *(\w*) *\|/gm)]
+          .flatMap((m) => [m[1], m[2]])
+          .filter(Boolean)
+      : (/^\s*(init \| prepare \| activate[^)]*)\) shift ;;$/m.exec(script)?.[1].split(" | ") ??
+        []);
     const missing = Object.values(SUBCOMMANDS).filter((s) => !known.includes(s));
     assert.deepEqual(
-      missing.filter((s) => s !== "destroy"),
+      missing.filter((s) => rows !== undefined || s !== "destroy"),
       [],
     );
+    if (rows) {
+      // The phase words are the script's own names (COORD.md vocabulary).
+      for (const phase of ["setup", "fetch", "release", "destroy"])
+        assert.ok(known.includes(phase), phase);
+    }
   });
 });

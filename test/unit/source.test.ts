@@ -22,24 +22,40 @@ const sha256sum = (input: Buffer | string) =>
 const LATIN1 = Buffer.from("flask==3.0  # caf\xe9\n", "latin1");
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
-/** The fingerprint the host script computes from a directory (its own bash function). */
-function hostScriptFingerprint(dir: string, files: string[]): string {
-  // The script minus its last line (`main "$@"`): its functions, nothing run.
-  const script = fs.readFileSync(HOST_SCRIPT_PATH, "utf8").replace(/\nmain "\$@"\n?$/, "\n");
-  assert.ok(!script.includes('\nmain "$@"'), "the script's last line is main");
-  const r = spawnSync(
-    "bash",
-    [
-      "-c",
-      `${script}\nDEPENDENCY_FILES=("\${@:2}"); dependency_fingerprint "$1"`,
+/**
+ * Whether the host script's dependency guard accepts `fingerprint` as the container's for
+ * `commit`: a real `deploy` (no health URL) into a scratch root, through the script's public
+ * interface. Exit 0: the script computed the same fingerprint; 5: another one.
+ */
+function hostScriptAccepts(repo: string, commit: string, fingerprint: string): number | null {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "td-guard-"));
+  try {
+    const r = spawnSync(
       "bash",
-      dir,
-      ...files,
-    ],
-    { encoding: "utf8" },
-  );
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout;
+      [
+        HOST_SCRIPT_PATH,
+        "deploy",
+        "--root",
+        root,
+        "--repo",
+        repo,
+        "--commit",
+        commit,
+        "--subdir",
+        "app",
+        "--dependency-files",
+        "requirements.txt Aptfile",
+        "--container-fingerprint",
+        fingerprint,
+      ],
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0 && r.status !== 5) assert.fail(`deploy failed (${r.status}): ${r.stderr}`);
+    return r.status;
+  } finally {
+    spawnSync("chmod", ["-R", "u+w", root]);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 }
 
 const fingerprintOf = (files: EncodedDependencyFile[]) =>
@@ -57,6 +73,7 @@ describe("a non-UTF-8 requirements.txt gives one fingerprint on both sides", () 
     git("init", "-q", "-b", "main");
     fs.mkdirSync(path.join(dir, "app"));
     fs.writeFileSync(path.join(dir, "app", "requirements.txt"), LATIN1);
+    fs.writeFileSync(path.join(dir, "app", "uwsgi.ini"), "[uwsgi]\nmodule = app\n");
     git("add", "-A");
     git("commit", "-qm", "latin-1");
     commit = git("rev-parse", "HEAD");
@@ -75,10 +92,15 @@ describe("a non-UTF-8 requirements.txt gives one fingerprint on both sides", () 
     const relative = files.map((f) => ({ ...f, path: f.path.slice("app/".length) }));
     const expected = sha256sum(`requirements.txt\n${sha256sum(LATIN1)}\nAptfile\nabsent\n`);
     assert.equal(fingerprintOf(relative), expected);
-    assert.equal(
-      hostScriptFingerprint(path.join(dir, "app"), ["requirements.txt", "Aptfile"]),
-      expected,
+    // The host script, given the program's fingerprint as the container's, deploys the
+    // commit; given the fingerprint of the same file read as UTF-8 text (the old bug), it
+    // refuses with exit 5.
+    assert.equal(hostScriptAccepts(dir, commit, fingerprintOf(relative)), 0);
+    const asText = sha256sum(
+      `requirements.txt\n${sha256sum(Buffer.from(LATIN1.toString("utf8"), "utf8"))}\nAptfile\nabsent\n`,
     );
+    assert.notEqual(asText, expected);
+    assert.equal(hostScriptAccepts(dir, commit, asText), 5);
   });
 
   it("GIVEN a pinned commit the repository does not have THEN it fails naming the commit and the repository (issue 8 item 8)", async () => {
