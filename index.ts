@@ -17,9 +17,15 @@ if (contextProblem) {
 const { config, sshPrivateKey, githubToken, deployPrivateKey } = loadConfig(__dirname);
 const { source, release } = config;
 
+// GitHub Enterprise: `github:baseUrl` (https://HOST/api/v3/) for the provider and the file reads.
+const githubBaseUrl = new pulumi.Config("github").get("baseUrl");
 const githubProvider =
   source.kind === "github"
-    ? new github.Provider("github", { owner: source.owner, token: githubToken })
+    ? new github.Provider("github", {
+        owner: source.owner,
+        token: githubToken,
+        baseUrl: githubBaseUrl,
+      })
     : undefined;
 const resolved = resolveSource(
   source,
@@ -27,6 +33,7 @@ const resolved = resolveSource(
   githubProvider && {
     provider: githubProvider,
     token: githubToken.apply((t) => t ?? process.env.GITHUB_TOKEN),
+    baseUrl: githubBaseUrl,
   },
 );
 

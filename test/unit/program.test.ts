@@ -626,10 +626,15 @@ describe("GitHub source", () => {
     throw new Error(`unexpected invoke ${token}`);
   };
   let github: FakeGitHub;
+  const envToken = process.env.GITHUB_TOKEN;
   beforeEach(() => {
+    delete process.env.GITHUB_TOKEN; // the program falls back to it
     github = fakeGitHub({ "requirements.txt": requirements });
   });
-  afterEach(() => github.restore());
+  afterEach(() => {
+    github.restore();
+    if (envToken !== undefined) process.env.GITHUB_TOKEN = envToken;
+  });
 
   it("GIVEN no pin THEN getBranch gives the commit and each file is one raw request at that exact SHA", async () => {
     const run = await runProgram({
@@ -666,6 +671,28 @@ describe("GitHub source", () => {
     assert.equal(
       inputs(run.get(LOCAL_CMD, "local-fetch")).create,
       `bash -s -- prepare --root /srv/touchdeploy/app --repo https\\://github.com/acme/shop.git --commit ${HEAD}`,
+    );
+  });
+
+  it("GIVEN GitHub Enterprise (github:baseUrl) THEN the provider and the file reads use its API", async () => {
+    const run = await runProgram({
+      config: {
+        github: "acme/shop",
+        hosts: ["local local"],
+        "github:baseUrl": "https://ghe.acme.test/api/v3/",
+      },
+      invoke,
+    });
+    assert.equal(
+      plain(run.get("pulumi:providers:github", "github").inputs.baseUrl),
+      "https://ghe.acme.test/api/v3/",
+    );
+    assert.deepEqual(
+      github.requests.map((r) => r.url),
+      [
+        `https://ghe.acme.test/api/v3/repos/acme/shop/contents/requirements.txt?ref=${HEAD}`,
+        `https://ghe.acme.test/api/v3/repos/acme/shop/contents/Aptfile?ref=${HEAD}`,
+      ],
     );
   });
 
