@@ -81,7 +81,7 @@ describe(
       assert.equal(first.outputs.commit, head);
       const report = await apply(first, state);
       assert.deepEqual(report.actions, [
-        "run local-app-root",
+        "run local-setup",
         "build local-image",
         "run local-fetch",
         "create local-container",

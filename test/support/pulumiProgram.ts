@@ -32,6 +32,8 @@ export interface Registration {
   /** URNs of explicit and implicit dependencies. */
   dependencies: string[];
   deleteBeforeReplace: boolean;
+  /** The `aliases` option, as the engine receives it (name/type/parent of each old identity). */
+  aliases: { name?: string; type?: string; urn?: string }[];
   /** Provider reference (`urn::id`) for custom resources. */
   provider: string;
 }
@@ -94,7 +96,10 @@ export function plain<T = unknown>(value: unknown): T {
 }
 
 /** Stack config as a user would write it in Pulumi.<stack>.yaml (short keys for our namespace). */
-export type StackConfig = Record<string, string | number | boolean | string[]>;
+export type StackConfig = Record<
+  string,
+  string | number | boolean | (string | Record<string, unknown>)[]
+>;
 
 export interface RunProgramOptions {
   /** Config keys: `appName` means `touchdeploy:appName`; `github:token` is taken as is. */
@@ -193,6 +198,10 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
       inputs: pulumi.runtime.deserializeProperties(req.getObject()),
       dependencies: req.getDependenciesList(),
       deleteBeforeReplace: req.getDeletebeforereplace(),
+      aliases: req.getAliasesList().map((a) => {
+        const spec = a.getSpec();
+        return a.getUrn() ? { urn: a.getUrn() } : { name: spec?.getName(), type: spec?.getType() };
+      }),
       provider: req.getProvider(),
     });
     original(req, cb);
@@ -249,6 +258,10 @@ interface RegisterRequest {
   getObject(): Parameters<typeof pulumi.runtime.deserializeProperties>[0];
   getDependenciesList(): string[];
   getDeletebeforereplace(): boolean;
+  getAliasesList(): {
+    getUrn(): string;
+    getSpec(): { getName(): string; getType(): string } | undefined;
+  }[];
   getProvider(): string;
 }
 

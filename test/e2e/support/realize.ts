@@ -177,7 +177,7 @@ function unchanged(state: RealizedState, r: Registration): boolean {
 }
 
 /** Order of realization per host, as the declared dependencies require it. */
-const ROLE_ORDER = ["app-root", "image", "fetch", "container", "release"];
+const ROLE_ORDER = ["setup", "image", "fetch", "container", "release"];
 
 /**
  * Realizes a declaration the way `pulumi up` would: per host, in dependency order, creating
