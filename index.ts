@@ -3,30 +3,47 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
-import {
-  AppDeployment,
-  directoryHash,
-  GitHubDeployKey,
-  loadConfig,
-  readHostScript,
-  resolveSource,
-} from "./components";
+import { AppDeployment, GitHubDeployKey } from "./components";
+import { loadConfig } from "./components/config";
+import { readHostScript } from "./components/hostScript";
+import { dockerContextProblem, operatorSshDir } from "./components/operatorSsh";
+import { runtimeContextHash } from "./components/runtimeImage";
+import { resolveSource } from "./components/source";
 
+const contextProblem = dockerContextProblem(process.env);
+if (contextProblem) {
+  throw new pulumi.RunError(contextProblem);
+}
 const { config, sshPrivateKey, githubToken, deployPrivateKey } = loadConfig(__dirname);
+const { source, release } = config;
 
+// GitHub Enterprise: `github:baseUrl` (https://HOST/api/v3/) for the provider and the file reads.
+const githubBaseUrl = new pulumi.Config("github").get("baseUrl");
 const githubProvider =
-  config.source.kind === "github"
-    ? new github.Provider("github", { owner: config.source.owner, token: githubToken })
+  source.kind === "github"
+    ? new github.Provider("github", {
+        owner: source.owner,
+        token: githubToken,
+        baseUrl: githubBaseUrl,
+      })
     : undefined;
-const source = resolveSource(config, githubProvider);
+const resolved = resolveSource(
+  source,
+  release,
+  githubProvider && {
+    provider: githubProvider,
+    token: githubToken.apply((t) => t ?? process.env.GITHUB_TOKEN),
+    baseUrl: githubBaseUrl,
+  },
+);
 
 // A private GitHub repository: hosts fetch with a read-only deploy key managed here.
 const deployKey =
-  config.source.kind === "github" && config.deployKey.kind !== "none"
+  source.kind === "github" && source.deployKey.kind !== "none"
     ? new GitHubDeployKey(
         `${config.appName}-github`,
         {
-          repository: config.source.repository,
+          repository: source.repository,
           title: `touchdeploy ${pulumi.getStack()} ${config.appName}`,
           privateKey: deployPrivateKey,
         },
@@ -37,34 +54,37 @@ const deployKey =
 const app = new AppDeployment(config.appName, {
   hosts: config.hosts,
   sshPrivateKey,
-  repoUrl: config.repoUrl,
-  commit: source.commit,
-  dependencies: source.dependencyFiles,
-  dependencyFiles: config.dependencyFiles,
+  source: {
+    repoUrl: source.repoUrl,
+    commit: resolved.commit,
+    dependencies: resolved.dependencyFiles,
+    fetchKey:
+      deployKey && source.deployKey.kind !== "none"
+        ? {
+            privateKey: deployKey.privateKey,
+            knownHosts: source.deployKey.knownHosts,
+            // The first fetch (and every rotation) must not race the key's registration.
+            registeredBy: [deployKey.deployKey],
+          }
+        : undefined,
+  },
   image:
     config.image.kind === "pull"
       ? config.image
       : {
           kind: "build",
           context: "runtime",
-          contextHash: directoryHash(path.join(__dirname, "runtime")),
+          contextHash: runtimeContextHash(path.join(__dirname, "runtime")),
           baseImage: config.image.baseImage,
         },
-  appDir: config.appDir,
-  reloadFile: config.reloadFile,
-  healthPath: config.healthPath,
-  healthTimeoutSeconds: config.healthTimeoutSeconds,
-  keepReleases: config.keepReleases,
+  release,
   rollout: config.rollout,
   hostScript: readHostScript(),
-  fetchKey:
-    deployKey && config.deployKey.kind !== "none"
-      ? { privateKey: deployKey.privateKey, knownHosts: config.deployKey.knownHosts }
-      : undefined,
+  operatorSshDir: (host) => operatorSshDir(pulumi.getProject(), pulumi.getStack(), host),
 });
 
 /** The commit this stack deploys. */
-export const commit = source.commit;
+export const commit = resolved.commit;
 /** The dependency fingerprint of that commit (`unmanaged` when not tracked). */
 export const dependencyFingerprint = app.fingerprint;
 /** Per host: the commit it serves, its URL and its container. */

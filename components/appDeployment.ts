@@ -1,11 +1,18 @@
 /**
  * One app across its hosts: the dependency fingerprint and runtime image the commit needs, one
- * {@link HostDeployment} per host, and the rollout order between them.
+ * {@link HostDeployment} per host, and the rollout order between them. The argument groups
+ * (`source`, `release`, each host) are passed through to the hosts whole.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { HostConfig, RolloutConfig } from "./config";
-import { dependencyFingerprint, DependencyFile, UNMANAGED_FINGERPRINT } from "./fingerprint";
-import { FetchKey, HostDeployment, RuntimeImageSource } from "./hostDeployment";
+import type { ReleaseConfig, RolloutConfig } from "./config";
+import {
+  decodeDependencyFile,
+  dependencyFingerprint,
+  DependencyFile,
+  EncodedDependencyFile,
+  UNMANAGED_FINGERPRINT,
+} from "./fingerprint";
+import { HostArgs, HostDeployment, RuntimeImageSource, SourceArgs } from "./hostDeployment";
 import { rolloutBatches } from "./rollout";
 import { runtimeBuildArgs, runtimeImageName } from "./runtimeImage";
 
@@ -14,42 +21,36 @@ export type AppImage =
   /** Pull `name`; `{fingerprint}` in it is replaced by the commit's dependency fingerprint. */
   | { kind: "pull"; name: string }
   /** Build `context` (relative to the project) on `baseImage` with the commit's dependencies. */
-  | { kind: "build"; context: string; contextHash: string; baseImage: string };
+  | { kind: "build"; context: string; contextHash: pulumi.Input<string>; baseImage: string };
+
+/** One host of the app, named (the name becomes resource and container names). */
+export interface NamedHostArgs extends HostArgs {
+  name: string;
+}
 
 export interface AppDeploymentArgs {
   /** The hosts, in rollout order. */
-  hosts: readonly HostConfig[];
+  hosts: readonly NamedHostArgs[];
   /** Private key for ssh hosts (a secret). */
   sshPrivateKey?: pulumi.Input<string>;
-  /** URL every host fetches from. */
-  repoUrl: string;
-  /** The commit to deploy, 40 hex. */
-  commit: pulumi.Input<string>;
-  /**
-   * The configured dependency files at that commit, or undefined when unknown: then images are
-   * not dependency-aware and the fingerprint is `unmanaged`.
-   */
-  dependencies?: pulumi.Input<DependencyFile[]>;
-  /** The names of the dependency files (relative to appDir), in fingerprint order. */
-  dependencyFiles: readonly string[];
+  /** What every host fetches. */
+  source: SourceArgs & {
+    /**
+     * The dependency files at the commit (raw bytes, base64), or undefined when unknown: then
+     * images are not dependency-aware and the fingerprint is `unmanaged`.
+     */
+    dependencies?: pulumi.Input<EncodedDependencyFile[]>;
+  };
   /** The runtime image. */
   image: AppImage;
-  /** Directory of the app in the repository ("" for the root). */
-  appDir: string;
-  /** Name of the touch-reload trigger file in each root. */
-  reloadFile: string;
-  /** Health check path. */
-  healthPath: string;
-  /** Seconds a host waits for health before rolling back. */
-  healthTimeoutSeconds: number;
-  /** Releases kept per host. */
-  keepReleases: number;
+  /** What each host's release does (appDir, reloadFile, health, keepReleases, dependencyFiles). */
+  release: ReleaseConfig;
   /** `parallel`, or `rolling` in batches. */
   rollout: RolloutConfig;
   /** Text of host/touchdeploy.sh. */
   hostScript: string;
-  /** The key every host fetches with, if the repository needs one. */
-  fetchKey?: FetchKey;
+  /** Per ssh host, where the Docker provider's SSH files go on this machine (operatorSsh.ts). */
+  operatorSshDir?: (hostName: string) => string;
 }
 
 /** What each host serves, as a stack output. */
@@ -73,7 +74,10 @@ export class AppDeployment extends pulumi.ComponentResource {
       throw new pulumi.ResourceError("`hosts` must list at least one host", this);
     }
 
-    const dependencies = args.dependencies ? pulumi.output(args.dependencies) : undefined;
+    const { dependencies: declared, ...source } = args.source;
+    const dependencies = declared
+      ? pulumi.output(declared).apply((files) => files.map(decodeDependencyFile))
+      : undefined;
     const managed =
       dependencies !== undefined &&
       (args.image.kind === "build" || args.image.name.includes("{fingerprint}"));
@@ -89,29 +93,19 @@ export class AppDeployment extends pulumi.ComponentResource {
     for (const batch of rolloutBatches(args.hosts, args.rollout)) {
       const after = previousBatch.map((h) => h.release);
       previousBatch = batch.map(
-        (host) =>
+        ({ name: hostName, ...host }) =>
           new HostDeployment(
-            host.name,
+            hostName,
             {
               appName: name,
-              target: host.target,
-              hostKey: host.hostKey,
+              host,
               sshPrivateKey: args.sshPrivateKey,
-              root: host.root,
-              port: host.port,
-              bindAddress: host.bindAddress,
-              appDir: args.appDir,
-              reloadFile: args.reloadFile,
-              repoUrl: args.repoUrl,
-              commit: args.commit,
+              source,
+              release: args.release,
               image,
               fingerprint: this.fingerprint,
-              dependencyFiles: args.dependencyFiles,
-              healthPath: args.healthPath,
-              healthTimeoutSeconds: args.healthTimeoutSeconds,
-              keepReleases: args.keepReleases,
               hostScript: args.hostScript,
-              fetchKey: args.fetchKey,
+              operatorSshDir: args.operatorSshDir?.(hostName),
               after,
             },
             { parent: this },
@@ -122,12 +116,12 @@ export class AppDeployment extends pulumi.ComponentResource {
 
     const hosts = this.hosts;
     this.summary = pulumi
-      .all(hosts.map((h) => h.commit))
-      .apply((commits) =>
+      .all(hosts.map((h) => pulumi.all([h.commit, h.url])))
+      .apply((values) =>
         Object.fromEntries(
           args.hosts.map((host, i): [string, HostSummary] => [
             host.name,
-            { commit: commits[i], url: hosts[i].url, container: hosts[i].containerName },
+            { commit: values[i][0], url: values[i][1], container: hosts[i].containerName },
           ]),
         ),
       );
@@ -156,7 +150,9 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     return {
       kind: "build",
-      name: buildArgs.apply((ba) => runtimeImageName(name, contextHash, ba)),
+      name: pulumi
+        .all([contextHash, buildArgs])
+        .apply(([hash, ba]) => runtimeImageName(name, hash, ba)),
       context,
       buildArgs: buildArgs.apply((ba) => ({ ...ba })),
     };

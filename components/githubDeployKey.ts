@@ -7,6 +7,7 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { normalizePrivateKey } from "./config";
 
 export interface GitHubDeployKeyArgs {
   /** Repository name (the provider's owner is the owner). */
@@ -56,7 +57,9 @@ export class GitHubDeployKey extends pulumi.ComponentResource {
       this.privateKey = pulumi.secret(generated.privateKeyOpenssh);
       this.publicKey = generated.publicKeyOpenssh;
     } else {
-      const provided = pulumi.secret(pulumi.output(args.privateKey));
+      // OpenSSH refuses a key without its final newline, which `pulumi config set --secret < file`
+      // strips: normalised here too, for callers that pass a key of their own.
+      const provided = pulumi.secret(pulumi.output(args.privateKey).apply(normalizePrivateKey));
       // Checked before it goes anywhere: a bad key would otherwise surface as an opaque
       // provider error, or worse, as a failed fetch on every host.
       const format = provided.apply((key) => {

@@ -1,25 +1,41 @@
 /**
- * One host of an app: its app root, runtime image, long-lived container, and the two commands
- * keyed on the commit that fetch it and make it live. A new commit replaces only the commands;
- * the container's inputs never mention the commit.
+ * One host of an app: its setup (the app root), runtime image, long-lived container, and the two
+ * commands keyed on the commit that fetch it and release it. A new commit replaces only those
+ * two commands; the container's inputs never mention the commit.
+ *
+ * What replaces a command (pulumi-command v1.2.1): only `triggers`. Its inputs declare
+ * `provider:"replaceOnChanges"` on `triggers` alone (provider/pkg/provider/common/inputs.go),
+ * and pulumi-go-provider v1.3.0's default diff (infer/resource.go `diff`, via
+ * `derivedResourceController.Diff`) replaces only on such fields when the resource implements
+ * Update, as both Command kinds do (local/ and remote/commandController.go): a change of
+ * `create`, `delete`, `stdin` or `connection` is an update (it runs `create` again). So the
+ * setup and fetch-key commands, which have no triggers, are never replaced: their `delete`
+ * (destroy the app root, remove the key) runs only when they are really deleted, i.e. on
+ * `pulumi destroy` or when the host leaves the stack — never after a replacement's new create.
  */
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { UNMANAGED_FINGERPRINT } from "./fingerprint";
-import { HostTarget } from "./hostSpec";
+import type { ReleaseConfig } from "./config";
+import { containerArgs } from "./containerArgs";
+import { UNMANAGED_FINGERPRINT } from "./contract";
 import {
-  fetchKeyPaths,
-  hostScriptCommand,
-  HostScriptOptions,
-  HostScriptSubcommand,
+  destroyOptions,
+  fetchOptions,
   installFetchKeyCommand,
+  phaseCommand,
+  releaseOptions,
+  removeFetchKeyCommand,
+  setupOptions,
 } from "./hostScript";
-
-/** Where the app root is mounted in the container (the runtime image's TOUCHDEPLOY_ROOT). */
-export const CONTAINER_APP_ROOT = "/srv/app";
-/** The port uWSGI listens on in the container (the runtime image's TOUCHDEPLOY_PORT). */
-export const CONTAINER_PORT = 8000;
+import { hostKeyProblems } from "./hostSpec";
+import {
+  dockerSshOpts,
+  knownHostsLine,
+  OperatorSshFiles,
+  operatorSshFiles,
+  writeOperatorSshFiles,
+} from "./operatorSsh";
 
 /** The runtime image of a host: pulled by name, or built from a context directory. */
 export type RuntimeImageSource =
@@ -33,67 +49,75 @@ export type RuntimeImageSource =
       buildArgs: pulumi.Input<Record<string, pulumi.Input<string>>>;
     };
 
-export interface HostDeploymentArgs {
-  /** The app's name; the container is named `<appName>-<host name>`. */
-  appName: string;
-  /** How to reach the host: the local machine, or SSH. */
-  target: HostTarget;
-  /** `TYPE BASE64` host key of an ssh target; every connection verifies it. Required for ssh. */
-  hostKey?: string;
-  /** Private key for ssh targets (a secret). Required for ssh. */
-  sshPrivateKey?: pulumi.Input<string>;
+/** Where a host's commands run and its Docker daemon lives; address and user may be Outputs. */
+export type HostTargetInput =
+  | { kind: "local" }
+  | { kind: "ssh"; user: pulumi.Input<string>; address: pulumi.Input<string>; port: number };
+
+/** One host: how to reach it and where the app lives on it. */
+export interface HostArgs {
+  /** The local machine, or SSH (address and user may come from another resource). */
+  target: HostTargetInput;
+  /** `TYPE BASE64` (ed25519 or ecdsa) host key of an ssh target, verified by every connection. */
+  hostKey?: pulumi.Input<string>;
   /** Absolute app root on the host: releases/, current, the reload trigger. */
   root: string;
   /** Port published on the host. */
   port: number;
   /** Address the port is published on, e.g. `0.0.0.0`. */
   bindAddress: string;
-  /** The app's directory inside the repository ("" for the root): holds uwsgi.ini. */
-  appDir: string;
-  /** Name of the touch-reload trigger file in the root. */
-  reloadFile: string;
-  /** URL the host fetches from. */
-  repoUrl: string;
-  /** The commit to deploy, 40 hex. */
-  commit: pulumi.Input<string>;
-  /** The runtime image. */
-  image: RuntimeImageSource;
-  /**
-   * Dependency fingerprint the image is built for, or `unmanaged`. A container input: when it
-   * changes, the container is replaced (a container deploy).
-   */
-  fingerprint: pulumi.Input<string>;
-  /** Dependency files the host script fingerprints to guard against hot-loading new dependencies. */
-  dependencyFiles: readonly string[];
-  /** Health check path; the release waits for 200 with X-Revision equal to the commit. */
-  healthPath: string;
-  /** Seconds to wait for the new commit to be healthy before rolling back. */
-  healthTimeoutSeconds: number;
-  /** Release directories to keep on the host (live and previous are always kept). */
-  keepReleases: number;
-  /** Text of host/touchdeploy.sh, sent on stdin. */
-  hostScript: string;
-  /**
-   * The key the host fetches with (a GitHub deploy key) and the git server's known_hosts
-   * lines. Default: none (a public repository, or one the host can already read).
-   */
-  fetchKey?: FetchKey;
-  /**
-   * Resources this host waits for before its container or release changes: the previous
-   * rollout batch's releases. Default: none.
-   */
-  after?: pulumi.Input<pulumi.Resource>[];
 }
 
 /** A private key for fetching (a secret) and the host keys of the git server. */
 export interface FetchKey {
   privateKey: pulumi.Input<string>;
   knownHosts: readonly string[];
+  /**
+   * What must exist before hosts fetch with the key: the key's registration on the git server
+   * (a `github.RepositoryDeployKey`), so the first fetch and every rotation never race it.
+   */
+  registeredBy?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** What every host fetches: the URL, the commit, and the key if the repository needs one. */
+export interface SourceArgs {
+  repoUrl: string;
+  /** The commit to deploy, 40 hex. */
+  commit: pulumi.Input<string>;
+  /** Default: none (a public repository, or one the host can already read). */
+  fetchKey?: FetchKey;
+}
+
+export interface HostDeploymentArgs {
+  /** The app's name; the container is named `<appName>-<host name>`. */
+  appName: string;
+  host: HostArgs;
+  /** Private key for ssh targets (a secret). Required for ssh. */
+  sshPrivateKey?: pulumi.Input<string>;
+  source: SourceArgs;
+  /** What the release does, passed through whole to the host script's options. */
+  release: ReleaseConfig;
+  image: RuntimeImageSource;
+  /**
+   * Dependency fingerprint the image is built for, or `unmanaged`. A container input: when it
+   * changes, the container is replaced (a container deploy).
+   */
+  fingerprint: pulumi.Input<string>;
+  /** Text of host/touchdeploy.sh, sent on stdin. */
+  hostScript: string;
+  /**
+   * Where the Docker provider's key and known_hosts files for an ssh host go on this machine
+   * (see operatorSsh.ts). Required for ssh.
+   */
+  operatorSshDir?: string;
+  /** Resources this host's container and release wait for: the previous rollout batch's releases. */
+  after?: pulumi.Input<pulumi.Resource>[];
 }
 
 /** Options every command resource gets: a local or a remote command with the same shape. */
 interface CommandSpec {
   create: pulumi.Input<string>;
+  delete?: pulumi.Input<string>;
   stdin: pulumi.Input<string>;
   triggers?: pulumi.Input<unknown>[];
   /** `none` for commands that may see secrets. */
@@ -101,8 +125,12 @@ interface CommandSpec {
 }
 
 /** The URL where a host serves the app, as seen from outside. */
-export function publicUrl(target: HostTarget, bindAddress: string, port: number): string {
-  const address =
+export function publicUrl(
+  target: HostTargetInput,
+  bindAddress: string,
+  port: number,
+): pulumi.Output<string> {
+  const address: pulumi.Input<string> =
     bindAddress !== "0.0.0.0"
       ? bindAddress === "127.0.0.1"
         ? "localhost"
@@ -110,43 +138,14 @@ export function publicUrl(target: HostTarget, bindAddress: string, port: number)
       : target.kind === "local"
         ? "localhost"
         : target.address;
-  return `http://${address}:${port}/`;
-}
-
-/** The health URL as seen from the host itself (the host script polls it there). */
-export function hostHealthUrl(bindAddress: string, port: number, healthPath: string): string {
-  const address = bindAddress === "0.0.0.0" ? "127.0.0.1" : bindAddress;
-  return `http://${address}:${port}${healthPath}`;
-}
-
-/** The Docker endpoint of a target: the local daemon, or the daemon over SSH. */
-export function dockerProviderArgs(target: HostTarget, hostKey?: string): docker.ProviderArgs {
-  if (target.kind === "local") {
-    return {};
-  }
-  // The docker CLI's ssh helper runs the local `ssh` binary. Pin the same host key the commands
-  // verify (KnownHostsCommand prints it as a known_hosts line) and never prompt.
-  const knownHost = target.port === 22 ? target.address : `[${target.address}]:${target.port}`;
-  return {
-    host: `ssh://${target.user}@${target.address}:${target.port}`,
-    sshOpts: [
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      `KnownHostsCommand=/bin/echo ${knownHost} ${hostKey ?? ""}`,
-    ],
-  };
+  return pulumi.interpolate`http://${address}:${port}/`;
 }
 
 export class HostDeployment extends pulumi.ComponentResource {
   /** The Docker provider for this host's daemon. */
   readonly dockerProvider: docker.Provider;
-  /** Creates the app root once (idempotent). */
-  readonly appRoot: pulumi.CustomResource;
+  /** Creates the app root (idempotent); its delete destroys what touchdeploy made there. */
+  readonly setup: pulumi.CustomResource;
   /** The runtime image on this host's daemon. */
   readonly image: docker.RemoteImage;
   /** Installs the fetch key from stdin, when there is one (updated when the key rotates). */
@@ -162,31 +161,44 @@ export class HostDeployment extends pulumi.ComponentResource {
   /** The commit this host serves once the release succeeded. */
   readonly commit: pulumi.Output<string>;
   /** Where the app is served. */
-  readonly url: string;
+  readonly url: pulumi.Output<string>;
 
   constructor(name: string, args: HostDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("touchdeploy:index:HostDeployment", name, {}, opts);
-    if (args.target.kind === "ssh" && (!args.hostKey || !args.sshPrivateKey)) {
+    const { host, source, release } = args;
+    const target = host.target;
+    if (target.kind === "ssh" && (!host.hostKey || !args.sshPrivateKey || !args.operatorSshDir)) {
       throw new pulumi.ResourceError(
-        `host ${JSON.stringify(name)}: an ssh target needs \`hostKey\` and \`sshPrivateKey\``,
+        `host ${JSON.stringify(name)}: an ssh target needs \`host.hostKey\`, \`sshPrivateKey\` and \`operatorSshDir\``,
         this,
       );
     }
     const after = args.after ?? [];
     const script = args.hostScript;
-    const scriptCommand = (
-      subcommand: HostScriptSubcommand,
-      options: Record<string, pulumi.Input<string | number | undefined>>,
-    ): pulumi.Output<string> =>
-      pulumi.output(options).apply((o) => hostScriptCommand(subcommand, o as HostScriptOptions));
+
+    // A host key given as an Output is checked once known (the config checks its own at preview).
+    const hostKey =
+      host.hostKey === undefined
+        ? undefined
+        : pulumi.output(host.hostKey).apply((key) => {
+            const problems = hostKeyProblems(key);
+            if (problems.length > 0) {
+              throw new pulumi.ResourceError(
+                `host ${JSON.stringify(name)}: hostKey ${problems.join("; ")}`,
+                this,
+              );
+            }
+            return key.trim().split(/\s+/).slice(0, 2).join(" ");
+          });
 
     const runOnHost = (
       role: string,
       spec: CommandSpec,
       dependsOn: pulumi.Input<pulumi.Resource>[],
+      extra: pulumi.CustomResourceOptions = {},
     ): pulumi.CustomResource => {
-      const resourceOpts: pulumi.CustomResourceOptions = { parent: this, dependsOn };
-      if (args.target.kind === "local") {
+      const resourceOpts: pulumi.CustomResourceOptions = { parent: this, dependsOn, ...extra };
+      if (target.kind === "local") {
         return new command.local.Command(
           `${name}-${role}`,
           { ...spec, addPreviousOutputInEnv: false },
@@ -199,11 +211,11 @@ export class HostDeployment extends pulumi.ComponentResource {
           ...spec,
           addPreviousOutputInEnv: false,
           connection: {
-            host: args.target.address,
-            port: args.target.port,
-            user: args.target.user,
+            host: target.address,
+            port: target.port,
+            user: target.user,
             privateKey: args.sshPrivateKey,
-            hostKey: args.hostKey,
+            hostKey,
           },
         },
         resourceOpts,
@@ -211,22 +223,30 @@ export class HostDeployment extends pulumi.ComponentResource {
     };
 
     this.containerName = `${args.appName}-${name}`;
-    this.url = publicUrl(args.target, args.bindAddress, args.port);
+    this.url = publicUrl(target, host.bindAddress, host.port);
 
     this.dockerProvider = new docker.Provider(
       `${name}-docker`,
-      dockerProviderArgs(args.target, args.hostKey),
-      { parent: this },
+      this.dockerProviderArgs(args, hostKey),
+      {
+        parent: this,
+      },
     );
 
-    // The app root: created once; the container needs it before it starts.
-    this.appRoot = runOnHost(
-      "app-root",
+    // The app root: created once, updated in place (never replaced, see the header); the
+    // container needs it before it starts. `pulumi destroy` runs its delete last (everything
+    // depends on it): the host script's `destroy` removes what touchdeploy made under the root
+    // and keeps shared/ and state/. Renamed from `<host>-app-root`: the alias keeps it the same
+    // resource, so the rename is an update, not a create plus a delete.
+    this.setup = runOnHost(
+      "setup",
       {
-        create: hostScriptCommand("init", { root: args.root, "reload-file": args.reloadFile }),
+        create: phaseCommand("setup", setupOptions(host.root, release)),
+        delete: phaseCommand("destroy", destroyOptions(host.root)),
         stdin: script,
       },
       [],
+      { aliases: [{ name: `${name}-app-root` }] },
     );
 
     this.image =
@@ -251,17 +271,19 @@ export class HostDeployment extends pulumi.ComponentResource {
           );
 
     // The fetch key: its own command, so rotating the key rewrites the file and nothing else
-    // (fetch and release name only its path). Secret on stdin, and no logs at all.
-    const keyFiles = fetchKeyPaths(args.root);
-    if (args.fetchKey) {
+    // (fetch and release name only its path). Secret on stdin, and no logs at all. Its delete
+    // removes the key file for sure (also when the stack stops using a deploy key).
+    const registered = source.fetchKey?.registeredBy ?? [];
+    if (source.fetchKey) {
       this.fetchKey = runOnHost(
         "fetch-key",
         {
-          create: installFetchKeyCommand(args.root, args.fetchKey.knownHosts),
-          stdin: pulumi.secret(args.fetchKey.privateKey),
+          create: installFetchKeyCommand(host.root, source.fetchKey.knownHosts),
+          delete: removeFetchKeyCommand(host.root),
+          stdin: pulumi.secret(source.fetchKey.privateKey),
           logging: "none",
         },
-        [this.appRoot],
+        [this.setup, ...registered],
       );
     }
 
@@ -270,74 +292,41 @@ export class HostDeployment extends pulumi.ComponentResource {
     this.fetch = runOnHost(
       "fetch",
       {
-        create: scriptCommand("prepare", {
-          root: args.root,
-          repo: args.repoUrl,
-          commit: args.commit,
-          "ssh-key": args.fetchKey ? keyFiles.key : undefined,
-          "known-hosts": args.fetchKey ? keyFiles.knownHosts : undefined,
-        }),
+        create: pulumi
+          .output(source.commit)
+          .apply((commit) =>
+            phaseCommand(
+              "fetch",
+              fetchOptions(
+                host.root,
+                { repoUrl: source.repoUrl, commit },
+                source.fetchKey !== undefined,
+              ),
+            ),
+          ),
         stdin: script,
-        triggers: [args.commit],
+        triggers: [source.commit],
       },
-      this.fetchKey ? [this.appRoot, this.fetchKey] : [this.appRoot],
+      this.fetchKey ? [this.setup, this.fetchKey, ...registered] : [this.setup],
     );
 
-    const envs = pulumi
-      .output(args.fingerprint)
-      .apply((fingerprint) =>
-        [
-          `TOUCHDEPLOY_APP_SUBDIR=${args.appDir}`,
-          `TOUCHDEPLOY_FINGERPRINT=${fingerprint}`,
-          `TOUCHDEPLOY_RELOAD_FILE=${args.reloadFile}`,
-        ].sort(),
-      );
     this.container = new docker.Container(
       `${name}-container`,
-      {
-        name: this.containerName,
+      containerArgs({
+        appName: args.appName,
+        hostName: name,
+        host,
+        release,
         // The image id, not its name: the state holds the id (pulumi-docker#325).
         image: this.image.imageId,
-        envs,
-        // The code mount: the whole app root, read-only. Never a release directory.
-        volumes: [{ hostPath: args.root, containerPath: CONTAINER_APP_ROOT, readOnly: true }],
-        ports: [
-          { internal: CONTAINER_PORT, external: args.port, ip: args.bindAddress, protocol: "tcp" },
-        ],
-        restart: "unless-stopped",
-        healthcheck: {
-          tests: [
-            "CMD",
-            "python3",
-            "-c",
-            "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
-            `http://127.0.0.1:${CONTAINER_PORT}${args.healthPath}`,
-          ],
-          interval: "10s",
-          timeout: "5s",
-          startPeriod: "30s",
-          retries: 3,
-        },
-        labels: [
-          { label: "touchdeploy.app", value: args.appName },
-          { label: "touchdeploy.host", value: name },
-          { label: "touchdeploy.root", value: args.root },
-        ],
-        // Set explicitly: left to the daemon they show up as perpetual diffs.
-        networkMode: "bridge",
-        logDriver: "json-file",
-        logOpts: { "max-size": "10m", "max-file": "3" },
-        mustRun: true,
-        // Do not wait for "healthy": the first release comes after the container.
-        wait: false,
-        destroyGraceSeconds: 30,
-      },
+        fingerprint: args.fingerprint,
+      }),
       {
         parent: this,
         provider: this.dockerProvider,
         // A fixed name and host port cannot exist twice: stop the old one first.
         deleteBeforeReplace: true,
-        dependsOn: [this.appRoot, this.fetch, ...after],
+        dependsOn: [this.setup, this.fetch, ...after],
       },
     );
 
@@ -350,35 +339,51 @@ export class HostDeployment extends pulumi.ComponentResource {
         ?.slice("TOUCHDEPLOY_FINGERPRINT=".length);
       return fingerprint === UNMANAGED_FINGERPRINT ? undefined : fingerprint;
     });
-    const guardedFiles = containerFingerprint.apply((fp) =>
-      fp === undefined ? undefined : args.dependencyFiles.join(" "),
-    );
     this.release = runOnHost(
       "release",
       {
-        create: scriptCommand("activate", {
-          root: args.root,
-          commit: args.commit,
-          subdir: args.appDir,
-          "reload-file": args.reloadFile,
-          "health-url": hostHealthUrl(args.bindAddress, args.port, args.healthPath),
-          "health-timeout": args.healthTimeoutSeconds,
-          keep: args.keepReleases,
-          "dependency-files": guardedFiles,
-          "container-fingerprint": containerFingerprint,
-        }),
+        create: pulumi
+          .all([source.commit, containerFingerprint])
+          .apply(([commit, fingerprint]) =>
+            phaseCommand("release", releaseOptions(host, release, commit, fingerprint)),
+          ),
         stdin: script,
         // A new commit, or a new container, makes a new release.
-        triggers: [args.commit, this.container.id],
+        triggers: [source.commit, this.container.id],
       },
       [this.fetch, this.container, ...after],
     );
 
-    this.commit = pulumi.all([args.commit, this.release.urn]).apply(([commit]) => commit);
+    this.commit = pulumi.all([source.commit, this.release.urn]).apply(([commit]) => commit);
     this.registerOutputs({
       commit: this.commit,
       url: this.url,
       containerName: this.containerName,
     });
+  }
+
+  /** The local daemon, or the host's daemon over SSH with the stack's own key and host key. */
+  private dockerProviderArgs(
+    args: HostDeploymentArgs,
+    hostKey: pulumi.Output<string> | undefined,
+  ): docker.ProviderArgs {
+    const target = args.host.target;
+    if (target.kind === "local" || !hostKey || !args.operatorSshDir) {
+      return {};
+    }
+    const files: OperatorSshFiles = operatorSshFiles(args.operatorSshDir);
+    // The options name the files only once they are written (also in preview: the provider
+    // connects then too).
+    const sshOpts = pulumi
+      .all([pulumi.secret(args.sshPrivateKey ?? ""), target.address, hostKey])
+      .apply(([privateKey, address, key]) => {
+        writeOperatorSshFiles(files, privateKey, knownHostsLine(address, target.port, key));
+        return dockerSshOpts(files);
+      });
+    return {
+      host: pulumi.interpolate`ssh://${target.user}@${target.address}:${target.port}`,
+      // The paths are not secret; the key never leaves its file.
+      sshOpts: pulumi.unsecret(sshOpts),
+    };
   }
 }

@@ -6,6 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { quote } from "shell-quote";
+import type { ReleaseConfig } from "./config";
+import { Phase, SUBCOMMANDS } from "./contract";
 
 /** Path of the host script in this repository. */
 export const HOST_SCRIPT_PATH = path.join(__dirname, "..", "host", "touchdeploy.sh");
@@ -15,7 +17,8 @@ export function readHostScript(file: string = HOST_SCRIPT_PATH): string {
   return fs.readFileSync(file, "utf8");
 }
 
-export type HostScriptSubcommand = "init" | "prepare" | "activate" | "deploy" | "rollback";
+/** The script's subcommands (see {@link SUBCOMMANDS} for the phase each one is). */
+export type HostScriptSubcommand = (typeof SUBCOMMANDS)[Phase] | "status" | "check";
 
 /** Options of one invocation, `--name value`; undefined and empty values are left out. */
 export type HostScriptOptions = Record<string, string | number | undefined>;
@@ -42,6 +45,67 @@ export function hostScriptCommand(
   return bashStdinCommand(words);
 }
 
+/** The command line of one phase (setup, fetch, release, destroy, ...). */
+export function phaseCommand(phase: Phase, options: HostScriptOptions): string {
+  return hostScriptCommand(SUBCOMMANDS[phase], options);
+}
+
+/** `setup`: creates the app root's layout (idempotent). */
+export function setupOptions(root: string, release: Pick<ReleaseConfig, "reloadFile">) {
+  return { root, "reload-file": release.reloadFile };
+}
+
+/** `destroy`: removes what touchdeploy made under the root, keeps shared/ and state/ (COORD.md). */
+export function destroyOptions(root: string) {
+  return { root };
+}
+
+/** `fetch`: fetches the commit into releases/<sha>, with the fetch key when there is one. */
+export function fetchOptions(
+  root: string,
+  source: { repoUrl: string; commit: string },
+  withFetchKey: boolean,
+): HostScriptOptions {
+  const keys = fetchKeyPaths(root);
+  return {
+    root,
+    repo: source.repoUrl,
+    commit: source.commit,
+    "ssh-key": withFetchKey ? keys.key : undefined,
+    "known-hosts": withFetchKey ? keys.knownHosts : undefined,
+  };
+}
+
+/** The health URL as seen from the host itself (the host script polls it there). */
+export function hostHealthUrl(bindAddress: string, port: number, healthPath: string): string {
+  const address = bindAddress === "0.0.0.0" ? "127.0.0.1" : bindAddress;
+  return `http://${address}:${port}${healthPath}`;
+}
+
+/**
+ * `release`: switches current to the commit, reloads once, waits for health. The dependency
+ * guard gets the container's fingerprint, unless the image is unmanaged (nothing to guard).
+ */
+export function releaseOptions(
+  host: { root: string; port: number; bindAddress: string },
+  release: ReleaseConfig,
+  commit: string,
+  containerFingerprint: string | undefined,
+): HostScriptOptions {
+  return {
+    root: host.root,
+    commit,
+    subdir: release.appDir,
+    "reload-file": release.reloadFile,
+    "health-url": hostHealthUrl(host.bindAddress, host.port, release.health.path),
+    "health-timeout": release.health.timeoutSeconds,
+    keep: release.keepReleases,
+    "dependency-files":
+      containerFingerprint === undefined ? undefined : release.dependencyFiles.join(" "),
+    "container-fingerprint": containerFingerprint,
+  };
+}
+
 /** Where the fetch key and the git server's host keys live under an app root (mode 0700). */
 export function fetchKeyPaths(root: string): { dir: string; key: string; knownHosts: string } {
   const dir = `${root}/.ssh`;
@@ -66,5 +130,15 @@ export function installFetchKeyCommand(root: string, knownHosts: readonly string
     `printf '%s\\n' ${quote([...knownHosts])} > ${quote([`${knownHostsFile}.new`])}`,
     `mv -f ${quote([`${knownHostsFile}.new`, knownHostsFile])}`,
     `echo ${quote([`touchdeploy: fetch key installed in ${dir}`])}`,
+  ].join("; ");
+}
+
+/** The fetch key command's `delete`: the key and known_hosts files go, for sure. */
+export function removeFetchKeyCommand(root: string): string {
+  const { dir, key, knownHosts } = fetchKeyPaths(root);
+  return [
+    "set -eu",
+    `rm -f -- ${quote([key, `${key}.new`, knownHosts, `${knownHosts}.new`])}`,
+    `echo ${quote([`touchdeploy: fetch key removed from ${dir}`])}`,
   ].join("; ");
 }

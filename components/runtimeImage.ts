@@ -4,8 +4,9 @@
  */
 import { createHash } from "crypto";
 import * as fs from "fs";
+import * as git from "isomorphic-git";
 import * as path from "path";
-import { DependencyFile } from "./fingerprint";
+import { DependencyFile, dependencyText } from "./fingerprint";
 
 /** Build arguments of `runtime/Dockerfile` that carry the app's dependencies. */
 export interface RuntimeBuildArgs {
@@ -35,10 +36,6 @@ export function aptPackages(aptfile: string): string[] {
   return names;
 }
 
-function text(content: string | null | undefined): string {
-  return content ?? "";
-}
-
 /** The build arguments for a commit's dependency files (files not configured count as absent). */
 export function runtimeBuildArgs(
   baseImage: string,
@@ -47,31 +44,48 @@ export function runtimeBuildArgs(
   const byPath = new Map(files.map((f) => [f.path, f.content]));
   return {
     BASE_IMAGE: baseImage,
-    APT_PACKAGES: aptPackages(text(byPath.get("Aptfile"))).join(" "),
-    REQUIREMENTS: text(byPath.get("requirements.txt")),
+    APT_PACKAGES: aptPackages(dependencyText(byPath.get("Aptfile"))).join(" "),
+    REQUIREMENTS: dependencyText(byPath.get("requirements.txt")),
   };
 }
 
-/** sha256 of every file under `dir` (names and contents, sorted), to rebuild when it changes. */
-export function directoryHash(dir: string): string {
-  const hash = createHash("sha256");
-  const walk = (rel: string) => {
-    for (const entry of fs
-      .readdirSync(path.join(dir, rel), { withFileTypes: true })
-      .sort((a, b) => a.name.localeCompare(b.name))) {
-      const child = path.posix.join(rel, entry.name);
-      if (entry.isDirectory()) {
-        walk(child);
-      } else {
-        hash
-          .update(`${child}\n`)
-          .update(fs.readFileSync(path.join(dir, child)))
-          .update("\n");
-      }
+/**
+ * The hash of a build context as git tracks it: for each tracked file under `dir` (sorted by
+ * path), the line `PATH` and the line `sha256(bytes)`, with CRLF line ends read as LF in text
+ * files (no NUL byte). So the tag does not change with what a checkout happens to hold besides
+ * (an untracked `.DS_Store`, editor files) or how it spells line ends (`core.autocrlf`), and two
+ * colleagues' `pulumi up` of the same commit agree; an edit to a tracked file does change it.
+ * Outside a git work tree every file counts except dot-files.
+ */
+export async function runtimeContextHash(dir: string): Promise<string> {
+  const absolute = path.resolve(dir);
+  let files: string[];
+  try {
+    const root = await git.findRoot({ fs, filepath: absolute });
+    const prefix = path.relative(root, absolute).split(path.sep).join("/");
+    files = (await git.listFiles({ fs, dir: root }))
+      .filter((f) => prefix === "" || f.startsWith(`${prefix}/`))
+      .map((f) => (prefix === "" ? f : f.slice(prefix.length + 1)))
+      .filter((f) => fs.existsSync(path.join(absolute, f)));
+  } catch {
+    files = walk(absolute, "");
+  }
+  const lines = files.sort().map((rel) => {
+    let bytes = fs.readFileSync(path.join(absolute, rel));
+    if (!bytes.includes(0)) {
+      bytes = Buffer.from(bytes.toString("latin1").replace(/\r\n/g, "\n"), "latin1");
     }
-  };
-  walk("");
-  return hash.digest("hex");
+    return `${rel}\n${createHash("sha256").update(bytes).digest("hex")}\n`;
+  });
+  return createHash("sha256").update(lines.join("")).digest("hex");
+}
+
+function walk(dir: string, rel: string): string[] {
+  return fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((entry) => {
+    if (entry.name.startsWith(".")) return [];
+    const child = rel ? `${rel}/${entry.name}` : entry.name;
+    return entry.isDirectory() ? walk(dir, child) : entry.isFile() ? [child] : [];
+  });
 }
 
 /**

@@ -97,6 +97,9 @@ class Program {
       dependencies,
       propertyDependencies,
       deleteBeforeReplace: options.deleteBeforeReplace === true,
+      aliases: options.aliases.map((a) =>
+        a.urn ? { urn: a.urn } : { name: a.name, type: a.type },
+      ),
       options,
       provider: o.provider ? `${this.urn(o.provider)}::${o.provider}-id` : "",
       mock: { id: `${name}-id`, outputs: { ...inputs, ...(o.computed ?? {}) } },

@@ -78,6 +78,11 @@ export interface Registration {
   propertyDependencies: Record<string, string[]>;
   /** Same as `options.deleteBeforeReplace === true`. */
   deleteBeforeReplace: boolean;
+  /**
+   * The `aliases` option, name and type of each old identity as the SDK sends them ("" when
+   * unset); `options.aliases` has them in full (with the parent the SDK fills in).
+   */
+  aliases: { name?: string; type?: string; urn?: string }[];
   /** Every resource option the engine receives. */
   options: RecordedOptions;
   /** Provider reference (`urn::id`) for custom resources ("" for the default provider). */
@@ -150,7 +155,10 @@ export function plain<T = unknown>(value: unknown): T {
 }
 
 /** Stack config as a user would write it in Pulumi.<stack>.yaml (short keys for our namespace). */
-export type StackConfig = Record<string, string | number | boolean | string[]>;
+export type StackConfig = Record<
+  string,
+  string | number | boolean | (string | Record<string, unknown>)[]
+>;
 
 export interface RunProgramOptions {
   /** Config keys: `appName` means `touchdeploy:appName`; `github:token` is taken as is. */
@@ -280,6 +288,10 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
         },
         importId: req.getImportid(),
       },
+      aliases: req.getAliasesList().map((a) => {
+        const spec = a.getSpec();
+        return a.getUrn() ? { urn: a.getUrn() } : { name: spec?.getName(), type: spec?.getType() };
+      }),
       provider: req.getProvider(),
       mock: { id: "", outputs: {} },
       index: resources.length,

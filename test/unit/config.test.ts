@@ -22,11 +22,14 @@ describe("parseConfig defaults", () => {
   it("GIVEN only a local repo THEN one local host with every default", () => {
     assert.deepEqual(parseConfig({ repoPath: "." }, CONTEXT), {
       appName: "app",
-      source: { kind: "local", path: "/work/project" },
-      repoUrl: "/work/project",
-      branch: "main",
-      commit: undefined,
-      appDir: "",
+      source: {
+        kind: "local",
+        path: "/work/project",
+        repoUrl: "/work/project",
+        branch: "main",
+        commit: undefined,
+        deployKey: { kind: "none" },
+      },
       hosts: [
         {
           name: "local",
@@ -37,13 +40,14 @@ describe("parseConfig defaults", () => {
         },
       ],
       image: { kind: "build", baseImage: "debian:bookworm-slim" },
+      release: {
+        appDir: "",
+        reloadFile: ".reload",
+        health: { path: "/healthz", timeoutSeconds: 60 },
+        keepReleases: 5,
+        dependencyFiles: ["requirements.txt", "Aptfile"],
+      },
       rollout: { strategy: "parallel" },
-      healthPath: "/healthz",
-      healthTimeoutSeconds: 60,
-      keepReleases: 5,
-      reloadFile: ".reload",
-      dependencyFiles: ["requirements.txt", "Aptfile"],
-      deployKey: { kind: "none" },
     });
   });
 
@@ -65,9 +69,15 @@ describe("parseConfig defaults", () => {
       },
       CONTEXT,
     );
-    assert.deepEqual(config.source, { kind: "github", owner: "acme", repository: "shop" });
-    assert.equal(config.repoUrl, "https://github.com/acme/shop.git");
-    assert.equal(config.commit, SHA);
+    assert.deepEqual(config.source, {
+      kind: "github",
+      owner: "acme",
+      repository: "shop",
+      repoUrl: "https://github.com/acme/shop.git",
+      branch: "main",
+      commit: SHA,
+      deployKey: { kind: "none" },
+    });
     assert.deepEqual(config.rollout, { strategy: "rolling", batchSize: 2 });
     assert.deepEqual(config.hosts, [
       {
@@ -90,15 +100,15 @@ describe("parseConfig defaults", () => {
   });
 
   it("GIVEN a legitimate 0-free integer of 1 THEN it is kept (no `||` defaulting)", () => {
-    assert.equal(parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).keepReleases, 1);
+    assert.equal(parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).release.keepReleases, 1);
   });
 });
 
 describe("parseConfig: deploy keys", () => {
   it("GIVEN deployKey generate THEN hosts fetch over SSH from github.com with its published host keys", () => {
     const config = parseConfig({ github: "acme/shop", deployKey: "generate" }, CONTEXT);
-    assert.equal(config.repoUrl, "git@github.com:acme/shop.git");
-    assert.deepEqual(config.deployKey, { kind: "generate", knownHosts: GITHUB_KNOWN_HOSTS });
+    assert.equal(config.source.repoUrl, "git@github.com:acme/shop.git");
+    assert.deepEqual(config.source.deployKey, { kind: "generate", knownHosts: GITHUB_KNOWN_HOSTS });
   });
   it("GIVEN GitHub Enterprise THEN its URL and host keys are used", () => {
     const config = parseConfig(
@@ -111,8 +121,8 @@ describe("parseConfig: deploy keys", () => {
       },
       CONTEXT,
     );
-    assert.equal(config.repoUrl, "ssh://git@ghe.acme.test:2222/acme/shop.git");
-    assert.deepEqual(config.deployKey, {
+    assert.equal(config.source.repoUrl, "ssh://git@ghe.acme.test:2222/acme/shop.git");
+    assert.deepEqual(config.source.deployKey, {
       kind: "provided",
       knownHosts: [`[ghe.acme.test]:2222 ssh-ed25519 ${KEY}`],
     });
@@ -141,7 +151,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
     [
       "hosts not a list",
       { repoPath: ".", hosts: "web1 local" },
-      ['touchdeploy:hosts: must be a list of strings, got "web1 local"'],
+      ['touchdeploy:hosts: must be a list of hosts, got "web1 local"'],
     ],
     [
       "host without target",
@@ -180,13 +190,13 @@ describe("parseConfig errors: each names the key and the bad value", () => {
     [
       "relative host root",
       { repoPath: ".", root: "srv/app" },
-      ['touchdeploy:root: "srv/app" must be an absolute path on the hosts (no "..")'],
+      ['touchdeploy:root: "srv/app" must be an absolute path (starting with "/")'],
     ],
     [
       "relative per-host root",
       { repoPath: ".", hosts: '["web1 local root=app"]' },
       [
-        'touchdeploy:hosts[0]: "web1 local root=app": root="app" must be an absolute path on the host (starting with "/", no "..")',
+        'touchdeploy:hosts[0]: "web1 local root=app": root="app" must be an absolute path (starting with "/")',
       ],
     ],
     [
@@ -203,7 +213,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "ssh host without host key or private key",
       { repoPath: ".", hosts: '["web1 ssh://deploy@10.0.0.11"]' },
       [
-        'touchdeploy:hosts[0]: ssh host "web1" has no entry in touchdeploy:hostKeys (add "web1 ssh-ed25519 AAAA..." from `ssh-keyscan -t ed25519 10.0.0.11`)',
+        'touchdeploy:hosts[0]: ssh host "web1" has no host key (set touchdeploy:hosts[0].hostKey to "ssh-ed25519 AAAA..." from `ssh-keyscan -t ed25519 10.0.0.11`)',
         "touchdeploy:sshPrivateKey: required for ssh hosts (web1): pulumi config set --secret touchdeploy:sshPrivateKey < ~/.ssh/deploy_key",
       ],
     ],
@@ -248,7 +258,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "ext:: repo URL",
       { repoUrl: "ext::sh -c touch% /tmp/pwned", commit: SHA },
       [
-        'touchdeploy:repoUrl: "ext::sh -c touch% /tmp/pwned" must be an absolute path or a file://, ssh://, https://, http://, git:// or user@host:path URL',
+        'touchdeploy:repoUrl: "ext::sh -c touch% /tmp/pwned" contains a character not allowed in a repository URL (percent-encode it)',
       ],
     ],
     [
@@ -260,13 +270,15 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "escaping appDir",
       { repoPath: ".", appDir: "../etc" },
       [
-        'touchdeploy:appDir: "../etc" must be a relative path inside the repository (letters, digits, ._-/, no "..")',
+        'touchdeploy:appDir: "../etc" must be a relative path inside the repository: it must not contain ".." or empty components',
       ],
     ],
     [
       "reload file with a slash",
       { repoPath: ".", reloadFile: "releases/x" },
-      ['touchdeploy:reloadFile: "releases/x" must be a plain file name (no "/")'],
+      [
+        'touchdeploy:reloadFile: "releases/x" must be a plain file name in the app root (letters, digits, . _ -; no /)',
+      ],
     ],
     [
       "health path without slash",
@@ -277,7 +289,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "dependency file with a space",
       { repoPath: ".", dependencyFiles: '["requirements dev.txt"]' },
       [
-        'touchdeploy:dependencyFiles[0]: "requirements dev.txt" must be a path relative to touchdeploy:appDir (letters, digits, ._-/, no "..")',
+        'touchdeploy:dependencyFiles[0]: "requirements dev.txt" must be a path relative to touchdeploy:appDir: it may only contain letters, digits and . _ / @ + -',
       ],
     ],
     [
@@ -290,6 +302,29 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       { repoPath: ".", host: "[]" },
       [
         "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts)",
+      ],
+    ],
+    [
+      "a dependency file listed twice",
+      { repoPath: ".", dependencyFiles: '["requirements.txt", "Aptfile", "requirements.txt"]' },
+      [
+        'touchdeploy:dependencyFiles: lists a file twice: ["requirements.txt","Aptfile","requirements.txt"]',
+      ],
+    ],
+    [
+      "a health timeout of 0",
+      { repoPath: ".", healthTimeout: "0" },
+      ['touchdeploy:healthTimeout: must be an integer from 1 to 3600, got "0"'],
+    ],
+    [
+      "a deploy key with an https repoUrl",
+      {
+        github: "acme/shop",
+        deployKey: "generate",
+        repoUrl: "https://github.com/acme/shop.git",
+      },
+      [
+        'touchdeploy:repoUrl: "https://github.com/acme/shop.git" is not an SSH URL, so the deploy key would not be used',
       ],
     ],
     [
@@ -329,5 +364,172 @@ describe("parseConfig errors: each names the key and the bad value", () => {
     assert.deepEqual(lines, [
       "touchdeploy:sshPrivateKey: required for ssh hosts (web1): pulumi config set --secret touchdeploy:sshPrivateKey < ~/.ssh/deploy_key",
     ]);
+  });
+});
+
+describe("structured hosts (issue 8 item 16)", () => {
+  const web1 = { name: "web1", ssh: "deploy@10.0.0.11:2222", hostKey: `ssh-ed25519 ${KEY}` };
+
+  it("GIVEN objects as `pulumi config set --path` writes them THEN the same hosts as the shorthand", () => {
+    const structured = parseConfig(
+      {
+        repoPath: ".",
+        sshPrivateKey: true,
+        hosts: JSON.stringify([
+          { ...web1, port: "9000", root: "/srv/x/", bind: "127.0.0.1" },
+          { name: "local" },
+        ]),
+      },
+      CONTEXT,
+    );
+    const shorthand = parseConfig(
+      {
+        repoPath: ".",
+        sshPrivateKey: true,
+        hosts: JSON.stringify([
+          "web1 ssh://deploy@10.0.0.11:2222 port=9000 root=/srv/x/ bind=127.0.0.1",
+          "local local",
+        ]),
+        hostKeys: JSON.stringify([`web1 ssh-ed25519 ${KEY}`]),
+      },
+      CONTEXT,
+    );
+    const expected = [
+      {
+        name: "web1",
+        target: { kind: "ssh", user: "deploy", address: "10.0.0.11", port: 2222 },
+        hostKey: `ssh-ed25519 ${KEY}`,
+        root: "/srv/x",
+        port: 9000,
+        bindAddress: "127.0.0.1",
+      },
+      {
+        name: "local",
+        target: { kind: "local" },
+        root: "/srv/touchdeploy/app",
+        port: 8000,
+        bindAddress: "0.0.0.0",
+      },
+    ];
+    assert.deepEqual(structured.hosts, expected);
+    assert.deepEqual(shorthand.hosts, expected);
+  });
+
+  it("GIVEN the deprecated hostKeys list THEN it is accepted with one deprecation warning", () => {
+    const warnings: string[] = [];
+    parseConfig(
+      {
+        repoPath: ".",
+        sshPrivateKey: true,
+        hosts: JSON.stringify(["web1 ssh://deploy@10.0.0.11"]),
+        hostKeys: JSON.stringify([`web1 ssh-ed25519 ${KEY}`]),
+      },
+      { ...CONTEXT, warn: (m) => warnings.push(m) },
+    );
+    assert.deepEqual(warnings, [
+      "touchdeploy:hostKeys is deprecated and will be removed in the next release: move each key into its host as touchdeploy:hosts[i].hostKey",
+    ]);
+  });
+
+  const cases: [string, unknown[], string[]][] = [
+    [
+      "an RSA host key",
+      [{ ...web1, hostKey: `ssh-rsa ${KEY}` }],
+      [
+        "touchdeploy:hosts[0].hostKey: RSA host keys cannot be verified by the SSH connections (pulumi-command offers only ssh-rsa/SHA-1, which OpenSSH 8.8+ refuses): use the host's ed25519 or ecdsa key (ssh-keyscan -t ed25519 HOST)",
+      ],
+    ],
+    [
+      "a bad field in the second host",
+      [web1, { name: "web2", ssh: "deploy@10.0.0.12", hostKey: "ssh-ed25519 !!", prot: 1 }],
+      [
+        "touchdeploy:hosts[1].prot: unknown field (known: name, ssh, hostKey, port, root, bind)",
+        'touchdeploy:hosts[1].hostKey: the key is not base64 (got "!!")',
+      ],
+    ],
+    [
+      "an ssh host without hostKey",
+      [{ name: "web1", ssh: "deploy@10.0.0.11" }],
+      [
+        'touchdeploy:hosts[0].hostKey: ssh host "web1" has no host key (set touchdeploy:hosts[0].hostKey to "ssh-ed25519 AAAA..." from `ssh-keyscan -t ed25519 10.0.0.11`)',
+      ],
+    ],
+    [
+      "bad name, ssh, port, root and bind at once",
+      [{ name: "Web 1", ssh: "10.0.0.11", port: 0, root: "/srv/../x", bind: "::" }],
+      [
+        "touchdeploy:hosts[0].name: \"Web 1\" must be 1-32 lowercase letters, digits or '-' (not at the ends)",
+        'touchdeploy:hosts[0].ssh: "10.0.0.11" must be "USER@ADDRESS[:PORT]"',
+        "touchdeploy:hosts[0].port: 0 is not a TCP port (1-65535)",
+        'touchdeploy:hosts[0].root: "/srv/../x" must not contain "." or ".." components',
+        'touchdeploy:hosts[0].bind: "::" must be an IPv4 address such as 0.0.0.0',
+      ],
+    ],
+    [
+      "a host key both inline and in hostKeys",
+      [web1],
+      ["touchdeploy:hosts[0].hostKey: also given in touchdeploy:hostKeys: keep only this one"],
+    ],
+    [
+      "neither an object nor a string",
+      [42],
+      [
+        "touchdeploy:hosts[0]: must be an object {name, ssh, hostKey, port, root, bind} or a string, got 42",
+      ],
+    ],
+  ];
+  for (const [what, hosts, expected] of cases) {
+    it(`GIVEN ${what} THEN exactly: ${expected.join(" | ")}`, () => {
+      const raw: RawConfig = { repoPath: ".", sshPrivateKey: true, hosts: JSON.stringify(hosts) };
+      if (what.includes("both inline")) raw.hostKeys = JSON.stringify([`web1 ssh-ed25519 ${KEY}`]);
+      assert.deepEqual(problemsOf(raw), expected);
+    });
+  }
+});
+
+describe("what the host script refuses, the config refuses at preview (issue 8 item 9)", () => {
+  const cases: [string, RawConfig, string[]][] = [
+    [
+      "the reload trigger named like the live release",
+      { repoPath: ".", reloadFile: "current" },
+      [
+        'touchdeploy:reloadFile: "current" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*)',
+      ],
+    ],
+    [
+      "the reload trigger named like the lock holder's temporary",
+      { repoPath: ".", reloadFile: ".lock.holder.tmp-1" },
+      [
+        'touchdeploy:reloadFile: ".lock.holder.tmp-1" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*)',
+      ],
+    ],
+    [
+      "a root with a . component",
+      { repoPath: ".", root: "/srv/./app" },
+      ['touchdeploy:root: "/srv/./app" must not contain "." or ".." components'],
+    ],
+    ["the root /", { repoPath: ".", root: "/" }, ['touchdeploy:root: "/" must not be "/"']],
+    [
+      "a local repository path with a $",
+      { repoPath: "/home/me/a$b" },
+      [
+        'touchdeploy:repoPath: "/home/me/a$b" contains a character not allowed in a repository path (letters, digits, spaces and ._~:/?#@!%+,=[]- only)',
+      ],
+    ],
+    [
+      "a repository URL host starting with -",
+      { repoUrl: "ssh://-oProxyCommand=x/r", commit: SHA },
+      ['touchdeploy:repoUrl: "ssh://-oProxyCommand=x/r" a host must not start with "-"'],
+    ],
+  ];
+  for (const [what, raw, expected] of cases) {
+    it(`GIVEN ${what} THEN exactly: ${expected.join(" | ")}`, () => {
+      assert.deepEqual(problemsOf(raw), expected);
+    });
+  }
+
+  it("GIVEN a local checkout whose path has a space (item 10) THEN it is accepted as it is", () => {
+    const config = parseConfig({ repoPath: "/home/me/My Projects/shop" }, CONTEXT);
+    assert.equal(config.source.repoUrl, "/home/me/My Projects/shop");
   });
 });

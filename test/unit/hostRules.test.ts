@@ -6,7 +6,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { HOST_SCRIPT_PATH } from "../../components/hostScript";
+import { ConfigError, parseConfig, RawConfig, TouchdeployConfig } from "../../components/config";
+import {
+  fetchOptions,
+  HOST_SCRIPT_PATH,
+  phaseCommand,
+  releaseOptions,
+  setupOptions,
+} from "../../components/hostScript";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
@@ -52,5 +59,181 @@ describe("touchdeploy.sh check", () => {
     const r = check("frobnicate", "--root", "/srv/x");
     assert.equal(r.status, 2);
     assert.match(r.stderr, /check: unknown subcommand frobnicate/);
+  });
+});
+
+/**
+ * Issue 8 item 9: whatever the program accepts at preview, the host script accepts on the host.
+ * For every value of a generated corpus (spaces, unicode, a leading `-`, reserved names, long
+ * values, `.`/`..`, shell metacharacters, control characters...), the config is parsed as
+ * `pulumi preview` does; when it is accepted, the command lines the program builds from it for
+ * each phase (the same builders HostDeployment uses) are run through `touchdeploy.sh check`,
+ * which must accept them. What the config refuses is not run (it never reaches a host).
+ */
+describe("every value the program accepts, the host script's check accepts", () => {
+  const LONG = "x".repeat(300);
+  const corpus: Record<string, unknown[]> = {
+    root: [
+      "/srv/a",
+      "/srv/a b",
+      "/srv/é",
+      "/srv/🚀",
+      "/srv/-x",
+      "-/srv",
+      "/srv/./a",
+      "/srv/../a",
+      "/",
+      "//srv",
+      "/srv/a/",
+      `/srv/${LONG}`,
+      "/srv/$(reboot)",
+      "/srv/`id`",
+      "/srv/a'b",
+      '/srv/a"b',
+      "/srv/a\tb",
+      "/srv/a\nb",
+      "srv",
+    ],
+    reloadFile: [
+      ".reload",
+      "reload",
+      "-r",
+      "current",
+      "previous",
+      "releases",
+      "repo.git",
+      "shared",
+      "state",
+      ".ssh",
+      ".lock",
+      ".lock.holder",
+      ".lock.holder.tmp-1",
+      ".current.tmp-1",
+      ".previous.tmp-1",
+      "a b",
+      "é",
+      "x".repeat(100),
+      "x".repeat(101),
+      ".",
+      "..",
+      "a/b",
+      "$x",
+    ],
+    appDir: ["", "app", "a/b", "a/", "a b", "-a", "./a", "a/../b", "a//b", "@x", "a+b", "é", LONG],
+    dependencyFiles: [
+      ["requirements.txt"],
+      ["requirements/base.txt", "Aptfile"],
+      ["-r"],
+      ["a b"],
+      ["../x"],
+      ["é"],
+      ["a@1+2"],
+      [LONG],
+    ],
+    repoPath: ["/r", "/home/me/My Projects/shop", "/r-é", "/r$x", "/r#x", "/r,x=y", "/r'x"],
+    repoUrl: [
+      "https://github.com/a/b.git",
+      "git@github.com:a/b.git",
+      "ssh://git@h:2222/r.git",
+      "file:///srv/r",
+      "git://h/r",
+      "ext::sh -c x",
+      "-u",
+      "https://-x/r",
+      "git@-h:r",
+      "http://h/a b",
+      "https://h/é",
+      "h:r",
+      `https://h/${LONG}`,
+    ],
+    healthPath: ["/healthz", "/a?b=c&d", "/%20", "/a b", "healthz", "/é", `/${LONG}`, "/'"],
+    healthTimeout: [1, 3600, 3601, 0, "60"],
+    keepReleases: [1, 1000, 1001],
+    bindAddress: ["127.0.0.1", "0.0.0.0", "10.1.2.3", "999.1.1.1", "::1", "localhost"],
+    port: [1, 65535, 0, "8080"],
+  };
+  const SHA = "0123456789abcdef0123456789abcdef01234567";
+  const FINGERPRINT = "f".repeat(64);
+
+  /** The raw config a stack would have with `key` set to `value`. */
+  function rawWith(key: string, value: unknown): RawConfig {
+    const raw: RawConfig = { repoPath: "/srv/repo", commit: SHA };
+    if (key === "repoUrl") {
+      delete raw.repoPath;
+    }
+    raw[key] = Array.isArray(value) ? JSON.stringify(value) : value;
+    return raw;
+  }
+
+  /** The argument vectors (after `bash -s --`) of every phase the program runs on the host. */
+  function phaseArgs(config: TouchdeployConfig): string[][] {
+    const host = config.hosts[0];
+    const commit = config.source.commit ?? SHA;
+    const commands = [
+      phaseCommand("setup", setupOptions(host.root, config.release)),
+      phaseCommand(
+        "fetch",
+        fetchOptions(host.root, { repoUrl: config.source.repoUrl, commit }, false),
+      ),
+      phaseCommand(
+        "fetch",
+        fetchOptions(host.root, { repoUrl: config.source.repoUrl, commit }, true),
+      ),
+      phaseCommand("release", releaseOptions(host, config.release, commit, FINGERPRINT)),
+      phaseCommand("release", releaseOptions(host, config.release, commit, undefined)),
+    ];
+    // The command line is run by a shell: parse it the way /bin/sh would.
+    return commands.map((line) => {
+      const r = spawnSync("/bin/sh", ["-c", `${line.replace(/^bash -s -- /, "printf '%s\\0' ")}`], {
+        encoding: "utf8",
+      });
+      return r.stdout.split("\0").slice(0, -1);
+    });
+  }
+
+  for (const [key, values] of Object.entries(corpus)) {
+    for (const value of values) {
+      let config: TouchdeployConfig | undefined;
+      try {
+        config = parseConfig(rawWith(key, value), { projectDir: "/srv" });
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+      }
+      if (!config) continue;
+      const accepted = config;
+      // The host track is allowing spaces in a local --repo (COORD.md); until its branch lands
+      // the script on this branch still refuses them.
+      const todo =
+        typeof value === "string" && key === "repoPath" && value.includes(" ")
+          ? "host track: spaces in a local --repo path"
+          : undefined;
+      it(
+        `${key} = ${JSON.stringify(value).slice(0, 60)}: accepted by the config, so by check`,
+        { todo },
+        () => {
+          for (const args of phaseArgs(accepted)) {
+            const r = check(...args);
+            assert.equal(r.status, 0, `check ${args.join(" ")}\n${r.stderr}`);
+          }
+        },
+      );
+    }
+  }
+
+  it("the corpus exercises both sides: the config refuses some of every key's values", () => {
+    for (const [key, values] of Object.entries(corpus)) {
+      const refused = values.filter((value) => {
+        try {
+          parseConfig(rawWith(key, value), { projectDir: "/srv" });
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      assert.ok(
+        refused.length > 0,
+        `${key}: every value accepted, the corpus tests nothing refused`,
+      );
+    }
   });
 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { hostScriptCommand } from "../../components/hostScript";
+import { hostScriptCommand, releaseOptions } from "../../components/hostScript";
 
 const HOSTILE = [
   "$(touch /tmp/touchdeploy-pwned)",
@@ -53,5 +53,56 @@ describe("hostScriptCommand", () => {
       argsSeenByScript(hostScriptCommand("activate", { commit: value }));
     }
     assert.throws(() => execFileSync("test", ["-e", "/tmp/touchdeploy-pwned"]));
+  });
+});
+
+describe("releaseOptions", () => {
+  const release = {
+    appDir: "app",
+    reloadFile: ".reload",
+    health: { path: "/healthz", timeoutSeconds: 30 },
+    keepReleases: 3,
+    dependencyFiles: ["requirements.txt", "Aptfile"],
+  };
+  const sha = "c".repeat(40);
+  it("GIVEN a port published on 0.0.0.0 THEN the host polls 127.0.0.1 (0.0.0.0 is no address to connect to)", () => {
+    assert.deepEqual(
+      releaseOptions(
+        { root: "/srv/a", port: 8080, bindAddress: "0.0.0.0" },
+        release,
+        sha,
+        "f".repeat(64),
+      ),
+      {
+        root: "/srv/a",
+        commit: sha,
+        subdir: "app",
+        "reload-file": ".reload",
+        "health-url": "http://127.0.0.1:8080/healthz",
+        "health-timeout": 30,
+        keep: 3,
+        "dependency-files": "requirements.txt Aptfile",
+        "container-fingerprint": "f".repeat(64),
+      },
+    );
+  });
+  it("GIVEN a specific bind address THEN the host polls that address", () => {
+    const o = releaseOptions(
+      { root: "/srv/a", port: 80, bindAddress: "10.0.0.5" },
+      release,
+      sha,
+      undefined,
+    );
+    assert.equal(o["health-url"], "http://10.0.0.5:80/healthz");
+  });
+  it("GIVEN an unmanaged image (no container fingerprint) THEN no dependency-guard options at all", () => {
+    const o = releaseOptions(
+      { root: "/srv/a", port: 80, bindAddress: "0.0.0.0" },
+      release,
+      sha,
+      undefined,
+    );
+    assert.equal(o["dependency-files"], undefined);
+    assert.equal(o["container-fingerprint"], undefined);
   });
 });

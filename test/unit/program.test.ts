@@ -1,12 +1,15 @@
 // The Pulumi program under mocks: the exact resources, inputs and ordering it declares.
 import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { loadConfig, localBranchHead, privateKeyFormat } from "../../components";
+import { loadConfig } from "../../components/config";
+import { privateKeyFormat } from "../../components/githubDeployKey";
+import { localBranchHead } from "../../components/source";
 import { APP_SUBDIR, TestRepo } from "../e2e/support/git";
 import {
   CONTAINER,
@@ -17,6 +20,7 @@ import {
   REMOTE_CMD,
   PROJECT_DIR,
   isSecret,
+  mockImageId,
   plain,
   ProgramRun,
   Registration,
@@ -57,10 +61,17 @@ const REQUIREMENTS = fs.readFileSync(
 );
 
 let repo: Repo;
+/** The operator's home: the Docker provider's SSH files for ssh hosts are written under it. */
+let home: string;
+const realHome = process.env.HOME;
 before(async () => {
   repo = await makeRepo();
+  home = path.join(repo.scratch, "home");
+  fs.mkdirSync(home);
+  process.env.HOME = home;
 });
 after(() => {
+  process.env.HOME = realHome;
   fs.rmSync(repo.scratch, { recursive: true, force: true });
 });
 
@@ -83,12 +94,12 @@ function sshConfig(extra: StackConfig = {}): StackConfig {
     repoPath: repo.dir,
     appDir: APP_SUBDIR,
     hosts: [
-      "web1 ssh://deploy@10.0.0.11",
-      "web2 ssh://deploy@10.0.0.12",
-      "web3 ssh://deploy@10.0.0.13:2222",
+      { name: "web1", ssh: "deploy@10.0.0.11", hostKey: `ssh-ed25519 ${KEY}` },
+      { name: "web2", ssh: "deploy@10.0.0.12", hostKey: `ssh-ed25519 ${KEY}` },
+      { name: "web3", ssh: "deploy@10.0.0.13:2222", hostKey: `ssh-ed25519 ${KEY} web3` },
     ],
-    hostKeys: [`web1 ssh-ed25519 ${KEY}`, `web2 ssh-ed25519 ${KEY}`, `web3 ssh-ed25519 ${KEY}`],
-    sshPrivateKey: PRIVATE_KEY,
+    // As `pulumi config set --secret touchdeploy:sshPrivateKey < key` stores it: no final newline.
+    sshPrivateKey: PRIVATE_KEY.trimEnd(),
     ...extra,
   };
 }
@@ -101,6 +112,42 @@ function inputs(r: Registration): Record<string, unknown> {
 /** Inputs of the container, without nothing removed: the whole declared container. */
 function containerInputs(run: ProgramRun, host: string) {
   return inputs(run.get(CONTAINER, `${host}-container`));
+}
+
+/** sha256 hex of bytes, by `sha256sum` (not by the code under test). */
+function sha256sum(input: Buffer | string): string {
+  return execFileSync("sha256sum", { input }).toString().split(" ")[0];
+}
+
+/**
+ * The dependency fingerprint of `commit`, computed independently of components/: each file's
+ * raw bytes from `git show` hashed by sha256sum, as the host script does from a release.
+ */
+function expectedFingerprint(commit: string, files = ["requirements.txt", "Aptfile"]): string {
+  const lines = files.map((f) => {
+    const r = spawnSync("git", ["-C", repo.dir, "show", `${commit}:${APP_SUBDIR}/${f}`]);
+    return `${f}\n${r.status === 0 ? sha256sum(r.stdout) : "absent"}\n`;
+  });
+  return sha256sum(lines.join(""));
+}
+
+/**
+ * The hash of runtime/ as git tracks it, by a shell pipeline over `git ls-files` (not by the
+ * code under test): per tracked file, sorted, its path and sha256 with CRLF read as LF.
+ */
+function expectedRuntimeHash(): string {
+  const script =
+    'cd runtime && git ls-files -z | sort -z | while IFS= read -r -d "" f; do ' +
+    'printf "%s\\n%s\\n" "$f" "$(sed "s/\\r$//" "$f" | sha256sum | cut -d" " -f1)"; done | sha256sum | cut -d" " -f1';
+  return execFileSync("bash", ["-c", script], { cwd: PROJECT_DIR }).toString().trim();
+}
+
+/** The image tag the program must declare for these build args (formula from README). */
+function expectedImageName(apt: string, requirements: string): string {
+  const digest = sha256sum(
+    JSON.stringify([expectedRuntimeHash(), "debian:bookworm-slim", apt, requirements]),
+  );
+  return `touchdeploy/hello-wsgi-runtime:${digest.slice(0, 16)}`;
 }
 
 describe("the dev stack (one local host)", () => {
@@ -117,7 +164,7 @@ describe("the dev stack (one local host)", () => {
         "touchdeploy:index:AppDeployment hello-wsgi",
         "touchdeploy:index:HostDeployment local",
         "pulumi:providers:docker local-docker",
-        `${LOCAL_CMD} local-app-root`,
+        `${LOCAL_CMD} local-setup`,
         `${IMAGE} local-image`,
         `${LOCAL_CMD} local-fetch`,
         `${CONTAINER} local-container`,
@@ -125,22 +172,35 @@ describe("the dev stack (one local host)", () => {
       ].sort(),
     );
     const host = run.get("touchdeploy:index:HostDeployment", "local");
-    for (const child of ["local-app-root", "local-fetch", "local-release"]) {
+    for (const child of ["local-setup", "local-fetch", "local-release"]) {
       assert.equal(run.get(LOCAL_CMD, child).parentUrn, host.urn);
     }
   });
 
-  it("the container: image id, read-only mount of the app root, port, restart, healthcheck, labels, explicit network and logs", () => {
+  it("the container: image id, read-only mount of the app root, port, restart, healthcheck, labels, explicit network, no log options", () => {
     const image = inputs(run.get(IMAGE, "local-image"));
-    const imageName = String(image.name);
-    assert.match(imageName, /^touchdeploy\/hello-wsgi-runtime:[0-9a-f]{16}$/);
+    const imageName = expectedImageName("", REQUIREMENTS);
+    assert.equal(image.name, imageName);
+    const healthcheck = {
+      tests: [
+        "CMD",
+        "python3",
+        "-c",
+        "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
+        "http://127.0.0.1:8000/healthz",
+      ],
+      interval: "10s",
+      timeout: "5s",
+      startPeriod: "30s",
+      retries: 3,
+    };
     const container = containerInputs(run, "local");
     assert.deepEqual(container, {
       name: "hello-wsgi-local",
-      image: `sha256:${createHash("sha256").update(imageName).digest("hex")}`,
+      image: mockImageId(imageName),
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=examples/hello-wsgi",
-        `TOUCHDEPLOY_FINGERPRINT=${String(run.outputs.dependencyFingerprint)}`,
+        `TOUCHDEPLOY_FINGERPRINT=${expectedFingerprint(repo.c1)}`,
         "TOUCHDEPLOY_RELOAD_FILE=.reload",
       ],
       volumes: [
@@ -148,31 +208,23 @@ describe("the dev stack (one local host)", () => {
       ],
       ports: [{ internal: 8000, external: 8000, ip: "127.0.0.1", protocol: "tcp" }],
       restart: "unless-stopped",
-      healthcheck: {
-        tests: [
-          "CMD",
-          "python3",
-          "-c",
-          "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
-          "http://127.0.0.1:8000/healthz",
-        ],
-        interval: "10s",
-        timeout: "5s",
-        startPeriod: "30s",
-        retries: 3,
-      },
+      healthcheck,
       labels: [
         { label: "touchdeploy.app", value: "hello-wsgi" },
+        {
+          label: "touchdeploy.healthcheck",
+          value: sha256sum(JSON.stringify(healthcheck)).slice(0, 16),
+        },
         { label: "touchdeploy.host", value: "local" },
         { label: "touchdeploy.root", value: "/var/tmp/touchdeploy/hello-wsgi" },
       ],
       networkMode: "bridge",
-      logDriver: "json-file",
-      logOpts: { "max-file": "3", "max-size": "10m" },
+      logDriver: "local",
       mustRun: true,
       wait: false,
       destroyGraceSeconds: 30,
     });
+    assert.equal(run.outputs.dependencyFingerprint, expectedFingerprint(repo.c1));
     const registration = run.get(CONTAINER, "local-container");
     assert.equal(registration.deleteBeforeReplace, true, "fixed name and port: delete first");
     assert.ok(registration.provider.includes("pulumi:providers:docker::local-docker"));
@@ -201,18 +253,18 @@ describe("the dev stack (one local host)", () => {
     assert.equal(image.keepLocally, true);
   });
 
-  it("the commands: app root once, then fetch and release keyed on the commit, the script on stdin", () => {
+  it("the commands: setup once, then fetch and release keyed on the commit, the script on stdin", () => {
     const script = fs.readFileSync(
       path.join(__dirname, "..", "..", "host", "touchdeploy.sh"),
       "utf8",
     );
-    const appRoot = inputs(run.get(LOCAL_CMD, "local-app-root"));
+    const setup = inputs(run.get(LOCAL_CMD, "local-setup"));
     assert.equal(
-      appRoot.create,
+      setup.create,
       "bash -s -- init --root /var/tmp/touchdeploy/hello-wsgi --reload-file .reload",
     );
-    assert.equal(appRoot.stdin, script);
-    assert.equal(appRoot.triggers, undefined);
+    assert.equal(setup.stdin, script);
+    assert.equal(setup.triggers, undefined, "never replaced: its delete destroys the app root");
 
     const fetch = inputs(run.get(LOCAL_CMD, "local-fetch"));
     assert.equal(
@@ -227,20 +279,35 @@ describe("the dev stack (one local host)", () => {
       release.create,
       `bash -s -- activate --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
         " --reload-file .reload --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
-        ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${String(run.outputs.dependencyFingerprint)}`,
+        ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${expectedFingerprint(repo.c1)}`,
     );
     assert.deepEqual(release.triggers, [repo.c1, "local-container-id"]);
-    for (const name of ["local-app-root", "local-fetch", "local-release"]) {
-      const cmd = inputs(run.get(LOCAL_CMD, name));
-      assert.equal(cmd.delete, undefined, `${name}: no destructive delete command`);
-      assert.equal(cmd.addPreviousOutputInEnv, false);
+    for (const name of ["local-fetch", "local-release"]) {
+      // Replaced per commit: a delete would run after the next commit's create (FACTS.md).
+      assert.equal(inputs(run.get(LOCAL_CMD, name)).delete, undefined, `${name}: no delete`);
+    }
+    for (const name of ["local-setup", "local-fetch", "local-release"]) {
+      assert.equal(inputs(run.get(LOCAL_CMD, name)).addPreviousOutputInEnv, false);
     }
   });
 
-  it("orders app root -> fetch -> container -> release", () => {
-    assert.ok(dependsOn(run.get(LOCAL_CMD, "local-fetch"), LOCAL_CMD, "local-app-root"));
+  it("`pulumi destroy`: setup's delete runs the host script's destroy on the root (script on stdin)", () => {
+    const setup = inputs(run.get(LOCAL_CMD, "local-setup"));
+    // pulumi-command passes the stored stdin to delete too (local/commandController.go `Delete`
+    // → run(props.Delete, props.BaseInputs) at v1.2.1).
+    assert.equal(setup.delete, "bash -s -- destroy --root /var/tmp/touchdeploy/hello-wsgi");
+  });
+
+  it("setup was `local-app-root`: an alias keeps it the same resource (an update, not a replace)", () => {
+    assert.deepEqual(run.get(LOCAL_CMD, "local-setup").aliases, [
+      { name: "local-app-root", type: "" },
+    ]);
+  });
+
+  it("orders setup -> fetch -> container -> release", () => {
+    assert.ok(dependsOn(run.get(LOCAL_CMD, "local-fetch"), LOCAL_CMD, "local-setup"));
     const container = run.get(CONTAINER, "local-container");
-    assert.ok(dependsOn(container, LOCAL_CMD, "local-app-root"));
+    assert.ok(dependsOn(container, LOCAL_CMD, "local-setup"));
     assert.ok(dependsOn(container, LOCAL_CMD, "local-fetch"));
     const release = run.get(LOCAL_CMD, "local-release");
     assert.ok(dependsOn(release, CONTAINER, "local-container"));
@@ -277,8 +344,8 @@ describe("a new commit is a code deploy: only the commands change", () => {
       inputs(first.get("pulumi:providers:docker", "local-docker")),
     );
     assert.deepEqual(
-      inputs(second.get(LOCAL_CMD, "local-app-root")),
-      inputs(first.get(LOCAL_CMD, "local-app-root")),
+      inputs(second.get(LOCAL_CMD, "local-setup")),
+      inputs(first.get(LOCAL_CMD, "local-setup")),
     );
   });
   it("THEN the fetch and the release change their trigger (a replacement) and command", () => {
@@ -340,9 +407,13 @@ describe("a dependency change is a container deploy", () => {
       config: devConfig({ commit: repo.c3, image: "ghcr.io/acme/rt:{fingerprint}" }),
     });
     assert.deepEqual(inputs(run.get(IMAGE, "local-image")), {
-      name: `ghcr.io/acme/rt:${String(run.outputs.dependencyFingerprint)}`,
+      name: `ghcr.io/acme/rt:${expectedFingerprint(repo.c3)}`,
       keepLocally: true,
     });
+    assert.match(
+      String(inputs(run.get(LOCAL_CMD, "local-release")).create),
+      new RegExp(`--container-fingerprint ${expectedFingerprint(repo.c3)}$`),
+    );
   });
 
   it("GIVEN a fixed pulled image THEN the fingerprint is `unmanaged` and commits never change the container", async () => {
@@ -354,6 +425,9 @@ describe("a dependency change is a container deploy", () => {
     });
     assert.equal(a.outputs.dependencyFingerprint, "unmanaged");
     assert.deepEqual(containerInputs(b, "local"), containerInputs(a, "local"));
+    // Nothing to guard: the host script is not asked to (it would warn on every deploy).
+    const release = String(inputs(a.get(LOCAL_CMD, "local-release")).create);
+    assert.doesNotMatch(release, /--dependency-files|--container-fingerprint/);
   });
 });
 
@@ -443,20 +517,46 @@ describe("ssh hosts", () => {
       hostKey: `ssh-ed25519 ${KEY}`,
     });
   });
-  it("the docker provider talks to the host over ssh, verifying the same host key", () => {
+  it("the docker provider logs in with the stack's key and verifies the same host key, from 0600 files", () => {
+    const dir = path.join(home, ".touchdeploy", "ssh", "touchdeploy.test.web3");
     assert.deepEqual(inputs(run.get("pulumi:providers:docker", "web3-docker")), {
       host: "ssh://deploy@10.0.0.13:2222",
       sshOpts: JSON.stringify([
         "-o",
         "BatchMode=yes",
         "-o",
+        "IdentitiesOnly=yes",
+        "-i",
+        `${dir}/id`,
+        "-o",
         "StrictHostKeyChecking=yes",
         "-o",
-        "UserKnownHostsFile=/dev/null",
+        `UserKnownHostsFile=${dir}/known_hosts`,
         "-o",
-        `KnownHostsCommand=/bin/echo [10.0.0.13]:2222 ssh-ed25519 ${KEY}`,
+        "GlobalKnownHostsFile=/dev/null",
       ]),
     });
+    // OpenSSH needs the key's final newline, which `pulumi config set --secret < file` strips.
+    assert.equal(fs.readFileSync(`${dir}/id`, "utf8"), PRIVATE_KEY);
+    assert.equal(
+      fs.readFileSync(`${dir}/known_hosts`, "utf8"),
+      `[10.0.0.13]:2222 ssh-ed25519 ${KEY}\n`,
+    );
+    assert.equal(fs.statSync(`${dir}/id`).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+    assert.equal(
+      fs.readFileSync(
+        path.join(home, ".touchdeploy", "ssh", "touchdeploy.test.web1", "known_hosts"),
+        "utf8",
+      ),
+      `10.0.0.11 ssh-ed25519 ${KEY}\n`,
+    );
+  });
+  it("the commands' private key gets its final newline back too", () => {
+    const connection = plain<{ privateKey: string }>(
+      run.get(REMOTE_CMD, "web1-setup").inputs.connection,
+    );
+    assert.equal(connection.privateKey, PRIVATE_KEY);
   });
   it("the private key appears nowhere but as a secret", () => {
     assert.deepEqual(plaintextOccurrences(run, "secret-material"), []);
@@ -469,9 +569,51 @@ describe("ssh hosts", () => {
   });
 });
 
+/** GitHub's REST API as the program sees it through `fetch`: every request recorded. */
+interface FakeGitHub {
+  requests: { url: string; accept: string; authorization?: string }[];
+  restore(): void;
+}
+
+/**
+ * Replaces global `fetch` with a GitHub that has these files (raw bytes) at every commit in
+ * `commits` (any commit when undefined) and answers 404 otherwise, as the contents API does.
+ */
+function fakeGitHub(files: Record<string, Buffer>, commits?: string[]): FakeGitHub {
+  const original = globalThis.fetch;
+  const requests: FakeGitHub["requests"] = [];
+  globalThis.fetch = (input: string | URL | Request, init?: RequestInit) => {
+    const url = input instanceof Request ? input.url : input.toString();
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    requests.push({ url, accept: headers.Accept, authorization: headers.Authorization });
+    const u = new URL(url);
+    const commit = /\/commits\/([0-9a-f]{40})$/.exec(u.pathname)?.[1];
+    if (commit) {
+      const known = !commits || commits.includes(commit);
+      return Promise.resolve(
+        new Response(known ? commit : "Not Found", { status: known ? 200 : 404 }),
+      );
+    }
+    const file = /\/contents\/(.+)$/.exec(u.pathname)?.[1] ?? "";
+    const ref = u.searchParams.get("ref") ?? "";
+    const body = files[decodeURIComponent(file)];
+    if (body === undefined || (commits && !commits.includes(ref))) {
+      return Promise.resolve(new Response('{"message":"Not Found"}', { status: 404 }));
+    }
+    return Promise.resolve(
+      new Response(body, {
+        status: 200,
+        headers: { "content-type": "application/vnd.github.raw" },
+      }),
+    );
+  };
+  return { requests, restore: () => (globalThis.fetch = original) };
+}
+
 describe("GitHub source", () => {
   const HEAD = "feedfacefeedfacefeedfacefeedfacefeedface";
-  const files: Record<string, string> = { "requirements.txt": "flask==3.0\n" };
+  // Latin-1, not UTF-8: the fingerprint must hash these bytes as they are (issue 9).
+  const requirements = Buffer.from("flask==3.0  # caf\xe9\n", "latin1");
   const invoke = (token: string, args: Record<string, unknown>) => {
     if (token === "github:index/getBranch:getBranch") {
       return {
@@ -481,13 +623,20 @@ describe("GitHub source", () => {
         ref: `refs/heads/${String(args.branch)}`,
       };
     }
-    if (token === "github:index/getRepositoryFile:getRepositoryFile") {
-      const content = files[String(args.file)];
-      return content === undefined ? {} : { content, sha: "blob", file: args.file };
-    }
     throw new Error(`unexpected invoke ${token}`);
   };
-  it("GIVEN no pin THEN getBranch gives the commit and the files are read at that exact SHA", async () => {
+  let github: FakeGitHub;
+  const envToken = process.env.GITHUB_TOKEN;
+  beforeEach(() => {
+    delete process.env.GITHUB_TOKEN; // the program falls back to it
+    github = fakeGitHub({ "requirements.txt": requirements });
+  });
+  afterEach(() => {
+    github.restore();
+    if (envToken !== undefined) process.env.GITHUB_TOKEN = envToken;
+  });
+
+  it("GIVEN no pin THEN getBranch gives the commit and each file is one raw request at that exact SHA", async () => {
     const run = await runProgram({
       config: { github: "acme/shop", hosts: ["local local"], "github:token": "ghp_test" },
       secretKeys: ["github:token"],
@@ -496,31 +645,67 @@ describe("GitHub source", () => {
     assert.equal(run.outputs.commit, HEAD);
     assert.deepEqual(
       run.invokes.map((i) => [i.token, plain<Record<string, unknown>>(i.inputs)]),
-      [
-        ["github:index/getBranch:getBranch", { repository: "shop", branch: "main" }],
-        [
-          "github:index/getRepositoryFile:getRepositoryFile",
-          { repository: "shop", file: "requirements.txt", branch: HEAD },
-        ],
-        [
-          "github:index/getRepositoryFile:getRepositoryFile",
-          { repository: "shop", file: "Aptfile", branch: HEAD },
-        ],
-      ],
+      [["github:index/getBranch:getBranch", { repository: "shop", branch: "main" }]],
+    );
+    assert.deepEqual(github.requests, [
+      {
+        url: `https://api.github.com/repos/acme/shop/contents/requirements.txt?ref=${HEAD}`,
+        accept: "application/vnd.github.raw",
+        authorization: "Bearer ghp_test",
+      },
+      {
+        url: `https://api.github.com/repos/acme/shop/contents/Aptfile?ref=${HEAD}`,
+        accept: "application/vnd.github.raw",
+        authorization: "Bearer ghp_test",
+      },
+    ]);
+    // Independent of the code under test: sha256sum of the raw bytes, "absent" for Aptfile.
+    assert.equal(
+      run.outputs.dependencyFingerprint,
+      sha256sum(`requirements.txt\n${sha256sum(requirements)}\nAptfile\nabsent\n`),
     );
     const provider = run.get("pulumi:providers:github", "github");
     assert.ok(isSecret(provider.inputs.token), "the token is a secret input");
     assert.equal(plain(provider.inputs.token), "ghp_test");
+    assert.deepEqual(plaintextOccurrences(run, "ghp_test"), []);
     assert.equal(
       inputs(run.get(LOCAL_CMD, "local-fetch")).create,
       `bash -s -- prepare --root /srv/touchdeploy/app --repo https\\://github.com/acme/shop.git --commit ${HEAD}`,
     );
   });
-  it("GIVEN a pin THEN getBranch is not asked and the pin is deployed", async () => {
+
+  it("GIVEN GitHub Enterprise (github:baseUrl) THEN the provider and the file reads use its API", async () => {
+    const run = await runProgram({
+      config: {
+        github: "acme/shop",
+        hosts: ["local local"],
+        "github:baseUrl": "https://ghe.acme.test/api/v3/",
+      },
+      invoke,
+    });
+    assert.equal(
+      plain(run.get("pulumi:providers:github", "github").inputs.baseUrl),
+      "https://ghe.acme.test/api/v3/",
+    );
+    assert.deepEqual(
+      github.requests.map((r) => r.url),
+      [
+        `https://ghe.acme.test/api/v3/repos/acme/shop/contents/requirements.txt?ref=${HEAD}`,
+        `https://ghe.acme.test/api/v3/repos/acme/shop/contents/Aptfile?ref=${HEAD}`,
+      ],
+    );
+  });
+
+  it("GIVEN a pin THEN getBranch is not asked, the pin is checked to exist, and it is deployed", async () => {
     const pin = "0123456789abcdef0123456789abcdef01234567";
     const run = await runProgram({ config: { github: "acme/shop", commit: pin }, invoke });
     assert.equal(run.outputs.commit, pin);
-    assert.ok(!run.invokes.some((i) => i.token === "github:index/getBranch:getBranch"));
+    assert.deepEqual(run.invokes, []);
+    assert.deepEqual(github.requests[0], {
+      url: `https://api.github.com/repos/acme/shop/commits/${pin}`,
+      accept: "application/vnd.github.sha",
+      authorization: undefined,
+    });
   });
 });
 
@@ -593,7 +778,25 @@ describe("bad stack config fails the program with every problem listed", () => {
     const loaded = loadConfig(repo.dir);
     assert.ok(loaded.sshPrivateKey);
     assert.equal(await pulumi.isSecret(loaded.sshPrivateKey), true);
-    assert.ok(!JSON.stringify(loaded.config).includes("secret-material"));
+  });
+  it("GIVEN a secret set in a config with a problem THEN the error never shows it: parsing sees only whether it is set", () => {
+    pulumi.runtime.setAllConfig(
+      {
+        "touchdeploy:repoPath": repo.dir,
+        "touchdeploy:port": "0",
+        "touchdeploy:hosts": JSON.stringify([
+          { name: "web1", ssh: "d@10.0.0.1", hostKey: `ssh-ed25519 ${KEY}` },
+        ]),
+        "touchdeploy:sshPrivateKey": PRIVATE_KEY,
+        "touchdeploy:deployPrivateKey": PRIVATE_KEY,
+      },
+      ["touchdeploy:sshPrivateKey", "touchdeploy:deployPrivateKey"],
+    );
+    assert.throws(() => loadConfig(repo.dir), {
+      message:
+        "invalid stack configuration (1 problem):\n" +
+        '  - touchdeploy:port: must be an integer from 1 to 65535, got "0"',
+    });
   });
 });
 
@@ -607,8 +810,6 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
     switch (token) {
       case "github:index/getBranch:getBranch":
         return { sha: HEAD };
-      case "github:index/getRepositoryFile:getRepositoryFile":
-        return {};
       case "tls:index/getPublicKey:getPublicKey":
         return { publicKeyOpenssh: keyOf(String(args.privateKeyOpenssh)) + "\n" };
       default:
@@ -623,11 +824,18 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
     appName: "shop",
     github: "acme/shop",
     deployKey: "generate",
-    hosts: ["web1 ssh://deploy@10.0.0.11", "web2 ssh://deploy@10.0.0.12"],
-    hostKeys: [`web1 ssh-ed25519 ${KEY}`, `web2 ssh-ed25519 ${KEY}`],
+    hosts: [
+      { name: "web1", ssh: "deploy@10.0.0.11", hostKey: `ssh-ed25519 ${KEY}` },
+      { name: "web2", ssh: "deploy@10.0.0.12", hostKey: `ssh-ed25519 ${KEY}` },
+    ],
     sshPrivateKey: PRIVATE_KEY,
     ...extra,
   });
+  let github: FakeGitHub;
+  beforeEach(() => {
+    github = fakeGitHub({});
+  });
+  afterEach(() => github.restore());
 
   it("GIVEN deployKey generate THEN an ED25519 key pair is generated and its public half registered read-only", async () => {
     const run = await runProgram({
@@ -649,6 +857,12 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
         key: keyOf(GENERATED),
         readOnly: true,
       },
+    );
+    // A new key is registered before the old one is removed: fetches never lose access.
+    assert.equal(
+      run.get("github:index/repositoryDeployKey:RepositoryDeployKey", "shop-github-deploy-key")
+        .deleteBeforeReplace,
+      false,
     );
   });
 
@@ -682,6 +896,56 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
         ` --commit ${HEAD} --ssh-key /srv/touchdeploy/shop/.ssh/deploy_key --known-hosts /srv/touchdeploy/shop/.ssh/known_hosts`,
     );
     assert.ok(dependsOn(fetch, REMOTE_CMD, "web1-fetch-key"));
+  });
+
+  it("THEN every fetch and key install waits for the key's registration on GitHub (issue 8 item 3)", async () => {
+    const run = await runProgram({
+      config: privateConfig(),
+      secretKeys: SSH_SECRETS,
+      invoke,
+      computed,
+    });
+    const registration = "github:index/repositoryDeployKey:RepositoryDeployKey";
+    for (const host of ["web1", "web2"]) {
+      for (const role of ["fetch-key", "fetch"]) {
+        assert.ok(
+          dependsOn(run.get(REMOTE_CMD, `${host}-${role}`), registration, "shop-github-deploy-key"),
+          `${host}-${role} must wait for the deploy key's registration`,
+        );
+      }
+    }
+  });
+
+  it("THEN `pulumi destroy` removes the key file for sure: the install's delete (it is never replaced)", async () => {
+    const run = await runProgram({
+      config: privateConfig(),
+      secretKeys: SSH_SECRETS,
+      invoke,
+      computed,
+    });
+    const install = inputs(run.get(REMOTE_CMD, "web1-fetch-key"));
+    assert.equal(
+      install.delete,
+      "set -eu; rm -f -- /srv/touchdeploy/shop/.ssh/deploy_key /srv/touchdeploy/shop/.ssh/deploy_key.new" +
+        " /srv/touchdeploy/shop/.ssh/known_hosts /srv/touchdeploy/shop/.ssh/known_hosts.new;" +
+        " echo 'touchdeploy: fetch key removed from /srv/touchdeploy/shop/.ssh'",
+    );
+    assert.equal(
+      install.triggers,
+      undefined,
+      "no triggers: a replacement's delete would remove the new key",
+    );
+  });
+
+  it("GIVEN a provided key without its final newline (as `config set --secret < key` stores it) THEN hosts get it with one (item 4)", async () => {
+    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-a\n-----END OPENSSH PRIVATE KEY-----";
+    const run = await runProgram({
+      config: privateConfig({ deployKey: "provided", deployPrivateKey: key }),
+      secretKeys: [...SSH_SECRETS, "deployPrivateKey"],
+      invoke,
+      computed,
+    });
+    assert.equal(plain(run.get(REMOTE_CMD, "web1-fetch-key").inputs.stdin), `${key}\n`);
   });
 
   it("THEN the private key is nowhere in plaintext: not in any input, command line or stack output", async () => {
@@ -729,5 +993,147 @@ describe("a provided deploy key is checked before it goes anywhere", () => {
         "touchdeploy:deployPrivateKey is not an OpenSSH or PEM private key " +
         "(expected -----BEGIN OPENSSH PRIVATE KEY----- ...; generate one with ssh-keygen -t ed25519)",
     });
+  });
+});
+
+describe("the components from another program (issue 8 item 17)", () => {
+  it("GIVEN a host whose address and user come from another resource's outputs THEN the commands and the Docker connection use them, after that resource", async () => {
+    const run = await runProgram({
+      config: {},
+      computed: (type) =>
+        type === "test:index:Instance" ? { publicIp: "203.0.113.7", user: "admin" } : {},
+      program: () => {
+        // Loaded here, after setMocks (a resource module must not load before the mocks).
+        const { AppDeployment } = require("../../components") as typeof import("../../components");
+        /** Stands for a VM another program creates (an aws.ec2.Instance, say). */
+        class Instance extends pulumi.CustomResource {
+          declare readonly publicIp: pulumi.Output<string>;
+          declare readonly user: pulumi.Output<string>;
+          constructor(name: string) {
+            super("test:index:Instance", name, { publicIp: undefined, user: undefined });
+          }
+        }
+        const vm = new Instance("vm");
+        const app = new AppDeployment("shop", {
+          hosts: [
+            {
+              name: "web1",
+              target: { kind: "ssh", user: vm.user, address: vm.publicIp, port: 22 },
+              hostKey: `ssh-ed25519 ${KEY}`,
+              root: "/srv/shop",
+              port: 8000,
+              bindAddress: "0.0.0.0",
+            },
+          ],
+          sshPrivateKey: pulumi.secret(PRIVATE_KEY),
+          source: { repoUrl: "https://example.test/shop.git", commit: "c".repeat(40) },
+          image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
+          release: {
+            appDir: "",
+            reloadFile: ".reload",
+            health: { path: "/healthz", timeoutSeconds: 60 },
+            keepReleases: 5,
+            dependencyFiles: [],
+          },
+          rollout: { strategy: "parallel" },
+          hostScript: "echo script",
+          operatorSshDir: (host) => path.join(home, "other-program", host),
+        });
+        return { hosts: app.summary };
+      },
+    });
+    const vmUrn = run.get("test:index:Instance", "vm").urn;
+    for (const role of ["setup", "fetch", "release"]) {
+      const cmd = run.get(REMOTE_CMD, `web1-${role}`);
+      const connection = plain<Record<string, unknown>>(cmd.inputs.connection);
+      assert.equal(connection.host, "203.0.113.7");
+      assert.equal(connection.user, "admin");
+      assert.ok(cmd.dependencies.includes(vmUrn), `web1-${role} waits for the instance`);
+    }
+    const provider = run.get("pulumi:providers:docker", "web1-docker");
+    assert.equal(plain(provider.inputs.host), "ssh://admin@203.0.113.7:22");
+    assert.ok(provider.dependencies.includes(vmUrn));
+    assert.equal(
+      fs.readFileSync(path.join(home, "other-program", "web1", "known_hosts"), "utf8"),
+      `203.0.113.7 ssh-ed25519 ${KEY}\n`,
+    );
+    assert.deepEqual(run.outputs.hosts, {
+      web1: { commit: "c".repeat(40), url: "http://203.0.113.7:8000/", container: "shop-web1" },
+    });
+  });
+});
+
+describe("the Docker provider's context (issue 8 item 11)", () => {
+  it("GIVEN DOCKER_CONTEXT exported THEN the program refuses to run before declaring anything, saying why and what to do", async () => {
+    process.env.DOCKER_CONTEXT = "staging";
+    let refused: unknown;
+    try {
+      const run = await runProgram({
+        config: devConfig({ commit: repo.c1 }),
+        program: () => {
+          const entry = require.resolve(path.join(PROJECT_DIR, "index.ts"));
+          delete require.cache[entry];
+          try {
+            require(entry);
+          } catch (err) {
+            refused = err;
+          }
+          return {};
+        },
+      });
+      assert.deepEqual(
+        run.resources.map((r) => r.type),
+        ["pulumi:pulumi:Stack"],
+      );
+    } finally {
+      delete process.env.DOCKER_CONTEXT;
+    }
+    assert.ok(pulumi.RunError.isInstance(refused), "a RunError: printed without a stack trace");
+    assert.equal(
+      refused.message,
+      'DOCKER_CONTEXT is set ("staging"): the Docker provider would send every host\'s containers to that ' +
+        "context's daemon instead of the host's. Unset it (`unset DOCKER_CONTEXT`) and run again.",
+    );
+  });
+});
+
+describe("the fetch key's stdin is a secret whatever the caller passes (issue 9)", () => {
+  it("GIVEN a plain (non-secret) private key THEN the command's stdin is still a secret, and no logs", async () => {
+    const run = await runProgram({
+      config: {},
+      program: () => {
+        const { HostDeployment } = require("../../components") as typeof import("../../components");
+        new HostDeployment("web1", {
+          appName: "shop",
+          host: {
+            target: { kind: "local" },
+            root: "/srv/shop",
+            port: 8000,
+            bindAddress: "0.0.0.0",
+          },
+          source: {
+            repoUrl: "git@github.com:acme/shop.git",
+            commit: "c".repeat(40),
+            fetchKey: { privateKey: PRIVATE_KEY, knownHosts: ["github.com ssh-ed25519 AAAA"] },
+          },
+          release: {
+            appDir: "",
+            reloadFile: ".reload",
+            health: { path: "/healthz", timeoutSeconds: 60 },
+            keepReleases: 5,
+            dependencyFiles: [],
+          },
+          image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
+          fingerprint: "unmanaged",
+          hostScript: "echo script",
+        });
+        return {};
+      },
+    });
+    const install = run.get(LOCAL_CMD, "web1-fetch-key");
+    assert.ok(isSecret(install.inputs.stdin), "stdin is a secret in the state");
+    assert.equal(plain(install.inputs.stdin), PRIVATE_KEY);
+    assert.equal(inputs(install).logging, "none");
+    assert.deepEqual(plaintextOccurrences(run, "secret-material"), []);
   });
 });

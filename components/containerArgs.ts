@@ -1,0 +1,104 @@
+/**
+ * The long-lived container of one host, as docker.Container arguments. Pure: plain values in,
+ * plain values out (Outputs pass through untouched), so it is tested without mocks.
+ *
+ * Rules from the Docker provider at the version @pulumi/docker 5.2.0 wraps
+ * (kreuzwerker/terraform-provider-docker v4.5.0, pinned as the `upstream` submodule that
+ * pulumi-docker's provider/go.mod replaces `terraform-provider-docker` with):
+ * - almost every input forces replacement (internal/provider/resource_docker_container.go);
+ * - the state's `log_opts` is the daemon's merged map whenever the program declares any
+ *   (resource_docker_container_funcs.go `containerLogOptsForState`): a daemon.json log option
+ *   would then replace the container on every `up`. So no `logOpts`: the `local` log driver
+ *   rotates on its own;
+ * - `healthcheck` is not ForceNew and `resourceDockerContainerUpdate` only updates restart and
+ *   resource limits: a changed healthcheck would show `~update` and never reach the container.
+ *   So a hash of the healthcheck is a label (labels are ForceNew): changing it replaces the
+ *   container and the new healthcheck applies.
+ */
+import type * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
+import type { ReleaseConfig } from "./config";
+import { CONTAINER_APP_ROOT, CONTAINER_PORT, ENV } from "./contract";
+
+export interface ContainerSpec {
+  appName: string;
+  hostName: string;
+  host: { root: string; port: number; bindAddress: string };
+  release: Pick<ReleaseConfig, "appDir" | "reloadFile" | "health">;
+  /** The image id (not its name: the state holds the id, pulumi-docker#325). */
+  image: pulumi.Input<string>;
+  /** The dependency fingerprint the image is built for, or `unmanaged`. */
+  fingerprint: pulumi.Input<string>;
+}
+
+/** The container's environment: the runtime image's contract variables, sorted. */
+export function containerEnvs(
+  release: Pick<ReleaseConfig, "appDir" | "reloadFile">,
+  fingerprint: string,
+): string[] {
+  return [
+    `${ENV.appSubdir}=${release.appDir}`,
+    `${ENV.fingerprint}=${fingerprint}`,
+    `${ENV.reloadFile}=${release.reloadFile}`,
+  ].sort();
+}
+
+/** The container's healthcheck: the health path answering at all (any revision). */
+export function containerHealthcheck(healthPath: string) {
+  return {
+    tests: [
+      "CMD",
+      "python3",
+      "-c",
+      "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
+      `http://127.0.0.1:${CONTAINER_PORT}${healthPath}`,
+    ],
+    interval: "10s",
+    timeout: "5s",
+    startPeriod: "30s",
+    retries: 3,
+  };
+}
+
+/** 16 hex digits of sha256 over the JSON of a value. */
+export function shortHash(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 16);
+}
+
+/** The label whose value changes, and so replaces the container, when its healthcheck does. */
+export const HEALTHCHECK_LABEL = "touchdeploy.healthcheck";
+
+export function containerArgs(spec: ContainerSpec): docker.ContainerArgs {
+  const { host, release } = spec;
+  const healthcheck = containerHealthcheck(release.health.path);
+  const envs =
+    typeof spec.fingerprint === "string"
+      ? containerEnvs(release, spec.fingerprint)
+      : pulumi.output(spec.fingerprint).apply((fp) => containerEnvs(release, fp));
+  return {
+    name: `${spec.appName}-${spec.hostName}`,
+    image: spec.image,
+    envs,
+    // The code mount: the whole app root, read-only. Never a release directory.
+    volumes: [{ hostPath: host.root, containerPath: CONTAINER_APP_ROOT, readOnly: true }],
+    ports: [
+      { internal: CONTAINER_PORT, external: host.port, ip: host.bindAddress, protocol: "tcp" },
+    ],
+    restart: "unless-stopped",
+    healthcheck,
+    labels: [
+      { label: "touchdeploy.app", value: spec.appName },
+      { label: HEALTHCHECK_LABEL, value: shortHash(healthcheck) },
+      { label: "touchdeploy.host", value: spec.hostName },
+      { label: "touchdeploy.root", value: host.root },
+    ],
+    // Set explicitly: left to the daemon it shows up as a perpetual diff (pulumi-docker#1272).
+    networkMode: "bridge",
+    logDriver: "local",
+    mustRun: true,
+    // Do not wait for "healthy": the first release comes after the container.
+    wait: false,
+    destroyGraceSeconds: 30,
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * The contract between the Pulumi program, the host script (`host/touchdeploy.sh`) and the
+ * runtime image (`runtime/`): every constant more than one of them relies on, in one place.
+ * test/unit/contract.test.ts checks that the script and the image hold exactly these values, and
+ * test/unit/hostRules.test.ts that whatever the program accepts under these rules, the script's
+ * own validation (`touchdeploy.sh check ...`) accepts too.
+ */
+
+/** Where the app root is mounted in the container (the image's `TOUCHDEPLOY_ROOT`). */
+export const CONTAINER_APP_ROOT = "/srv/app";
+/** The port uWSGI listens on in the container (the image's `TOUCHDEPLOY_PORT`). */
+export const CONTAINER_PORT = 8000;
+/** The container's user and group id (runtime/Dockerfile): release files must be readable by it. */
+export const CONTAINER_UID = 10001;
+
+/** Environment variables of the runtime image that the program sets or relies on. */
+export const ENV = {
+  root: "TOUCHDEPLOY_ROOT",
+  appSubdir: "TOUCHDEPLOY_APP_SUBDIR",
+  reloadFile: "TOUCHDEPLOY_RELOAD_FILE",
+  port: "TOUCHDEPLOY_PORT",
+  fingerprint: "TOUCHDEPLOY_FINGERPRINT",
+} as const;
+
+/** Response headers uWSGI adds (runtime/uwsgi.ini) and the host script's health check reads. */
+export const HEADERS = {
+  revision: "X-Revision",
+  fingerprint: "X-Touchdeploy-Fingerprint",
+} as const;
+
+/** The fingerprint of an image that is not built for a commit's dependencies. */
+export const UNMANAGED_FINGERPRINT = "unmanaged";
+
+/** The default name of the reload trigger in the app root. */
+export const DEFAULT_RELOAD_FILE = ".reload";
+
+/**
+ * Names touchdeploy itself uses in an app root (globs: `*` matches any suffix): the reload
+ * trigger may be none of them. The host track's RESERVED list (COORD.md adds `state` and `.ssh`);
+ * the script on main refuses a subset of these.
+ */
+export const RESERVED_ROOT_NAMES = [
+  "releases",
+  "current",
+  "previous",
+  "repo.git",
+  "shared",
+  "state",
+  ".ssh",
+  ".history",
+  ".lock*",
+  ".switch*",
+  ".current.*",
+  ".previous.*",
+  ".tmp-*",
+] as const;
+
+/** True when `name` is one of {@link RESERVED_ROOT_NAMES} (a `*` matching any suffix). */
+export function isReservedRootName(name: string): boolean {
+  return RESERVED_ROOT_NAMES.some((reserved) =>
+    reserved.endsWith("*") ? name.startsWith(reserved.slice(0, -1)) : name === reserved,
+  );
+}
+
+/** The host script's exit codes (host/touchdeploy.sh header; README "When a deploy fails"). */
+export const EXIT = {
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  nothingLive: 3,
+  missing: 4,
+  dependencies: 5,
+  rolledBack: 6,
+  urgent: 7,
+  lockTimeout: 8,
+} as const;
+
+/**
+ * The host script's subcommand for each phase. The phases are named setup → fetch → release
+ * everywhere (COORD.md); the script still calls them init/prepare/activate until the host
+ * track's rename lands (the old names stay accepted as aliases), so this table is the one place
+ * that changes then.
+ */
+export const SUBCOMMANDS = {
+  setup: "init",
+  fetch: "prepare",
+  release: "activate",
+  deploy: "deploy",
+  rollback: "rollback",
+  destroy: "destroy",
+} as const;
+
+export type Phase = keyof typeof SUBCOMMANDS;
+
+/**
+ * Character rules the host script applies to its options (`validate_*` in host/touchdeploy.sh),
+ * as the program applies them at preview.
+ */
+export const RULES = {
+  /** A commit: exactly 40 lowercase hex digits. */
+  sha: /^[0-9a-f]{40}$/,
+  /** `--subdir` and each `--dependency-files` entry: plain path characters, relative. */
+  relativePathChars: /^[A-Za-z0-9._/@+-]+$/,
+  /** `--reload-file`: a plain name (the program allows fewer characters than the script). */
+  fileNameChars: /^[A-Za-z0-9._-]{1,100}$/,
+  /** `--repo` as a URL: characters that need no quoting anywhere. */
+  repoChars: /^[\]A-Za-z0-9._~:/?#@!%+,=[-]+$/,
+  /** `--repo` as a local path: the same and spaces (a checkout under "My Projects"). */
+  localRepoChars: /^[\]A-Za-z0-9._~:/?#@!%+,=[ -]+$/,
+  /** `--repo` as scp-like `user@host:path`. */
+  repoScp: /^[A-Za-z0-9_][A-Za-z0-9._-]*@[A-Za-z0-9_][A-Za-z0-9._-]*:.+$/,
+  /** `--repo` schemes (`ext::` and other transports that run commands never pass). */
+  repoSchemes: /^(\/|file:\/\/.|ssh:\/\/.|https:\/\/.|http:\/\/.|git:\/\/.)/,
+  /** Control characters: refused in every option. */
+  control: /[\x00-\x1f\x7f]/,
+  /** `--health-timeout`, `--keep`, `--lock-timeout`: 1..999999. */
+  maxPositiveInt: 999_999,
+  /** `--container-fingerprint`. */
+  fingerprint: /^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$/,
+} as const;
+
+/** The first reason `root` is refused as an app root (`validate_root`), or undefined. */
+export function rootProblem(root: string): string | undefined {
+  if (RULES.control.test(root)) return "must not contain control characters";
+  if (!root.startsWith("/")) return 'must be an absolute path (starting with "/")';
+  const parts = root.split("/");
+  if (parts.some((p) => p === "." || p === "..")) return 'must not contain "." or ".." components';
+  if (root.replace(/\/+$/, "") === "") return 'must not be "/"';
+  return undefined;
+}
+
+/** The first reason a relative path (app dir, dependency file) is refused, or undefined. */
+export function relativePathProblem(value: string): string | undefined {
+  if (!RULES.relativePathChars.test(value))
+    return "may only contain letters, digits and . _ / @ + -";
+  if (value.startsWith("/")) return "must be relative";
+  if (value.startsWith("-")) return 'must not start with "-"';
+  if (value.split("/").some((p) => p === ".." || p === "")) {
+    return 'must not contain ".." or empty components';
+  }
+  return undefined;
+}
+
+/** The first reason a reload trigger name is refused, or undefined. */
+export function reloadFileProblem(name: string): string | undefined {
+  if (!RULES.fileNameChars.test(name) || name === "." || name === "..") {
+    return "must be a plain file name in the app root (letters, digits, . _ -; no /)";
+  }
+  if (name.startsWith("-")) return 'must not start with "-"';
+  if (isReservedRootName(name)) {
+    return `is one of touchdeploy's own names in the app root (${RESERVED_ROOT_NAMES.join(", ")})`;
+  }
+  return undefined;
+}
+
+/**
+ * The first reason `repo` is refused as what hosts fetch from (`validate_repo`), or undefined.
+ * A local absolute path may contain spaces (item 10 of issue 8: a checkout under "My Projects");
+ * URLs may not (percent-encode them).
+ */
+export function repoProblem(repo: string): string | undefined {
+  if (RULES.control.test(repo)) return "must not contain control characters";
+  if (repo.startsWith("-")) return 'must not start with "-"';
+  const local = repo.startsWith("/");
+  if (!(local ? RULES.localRepoChars : RULES.repoChars).test(repo)) {
+    return local
+      ? "contains a character not allowed in a repository path (letters, digits, spaces and ._~:/?#@!%+,=[]- only)"
+      : "contains a character not allowed in a repository URL (percent-encode it)";
+  }
+  if (/:\/\/-|@-/.test(repo)) return 'a host must not start with "-"';
+  if (!RULES.repoSchemes.test(repo) && !RULES.repoScp.test(repo)) {
+    return "must be an absolute path, a file://, ssh://, https://, http:// or git:// URL, or user@host:path";
+  }
+  return undefined;
+}

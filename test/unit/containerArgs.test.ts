@@ -1,0 +1,88 @@
+// The container's arguments: a pure function, tested without mocks.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { containerArgs, containerHealthcheck } from "../../components/containerArgs";
+
+const sha256sum = (s: string) => execFileSync("sha256sum", { input: s }).toString().split(" ")[0];
+
+const spec = {
+  appName: "shop",
+  hostName: "web1",
+  host: { root: "/srv/touchdeploy/shop", port: 8080, bindAddress: "0.0.0.0" },
+  release: {
+    appDir: "app",
+    reloadFile: ".reload",
+    health: { path: "/healthz", timeoutSeconds: 60 },
+  },
+  image: "sha256:abc",
+  fingerprint: "f".repeat(64),
+};
+
+describe("containerArgs", () => {
+  it("GIVEN plain values THEN exactly these arguments: no commit, no log options", () => {
+    const healthcheck = {
+      tests: [
+        "CMD",
+        "python3",
+        "-c",
+        "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
+        "http://127.0.0.1:8000/healthz",
+      ],
+      interval: "10s",
+      timeout: "5s",
+      startPeriod: "30s",
+      retries: 3,
+    };
+    assert.deepEqual(containerArgs(spec), {
+      name: "shop-web1",
+      image: "sha256:abc",
+      envs: [
+        "TOUCHDEPLOY_APP_SUBDIR=app",
+        `TOUCHDEPLOY_FINGERPRINT=${"f".repeat(64)}`,
+        "TOUCHDEPLOY_RELOAD_FILE=.reload",
+      ],
+      volumes: [{ hostPath: "/srv/touchdeploy/shop", containerPath: "/srv/app", readOnly: true }],
+      ports: [{ internal: 8000, external: 8080, ip: "0.0.0.0", protocol: "tcp" }],
+      restart: "unless-stopped",
+      healthcheck,
+      labels: [
+        { label: "touchdeploy.app", value: "shop" },
+        {
+          label: "touchdeploy.healthcheck",
+          value: sha256sum(JSON.stringify(healthcheck)).slice(0, 16),
+        },
+        { label: "touchdeploy.host", value: "web1" },
+        { label: "touchdeploy.root", value: "/srv/touchdeploy/shop" },
+      ],
+      networkMode: "bridge",
+      logDriver: "local",
+      mustRun: true,
+      wait: false,
+      destroyGraceSeconds: 30,
+    });
+  });
+
+  it("GIVEN a new health path THEN a ForceNew input (the label) changes with the healthcheck: the change reaches the container (issue 8 item 7)", () => {
+    const a = containerArgs(spec);
+    const b = containerArgs({
+      ...spec,
+      release: { ...spec.release, health: { path: "/up", timeoutSeconds: 60 } },
+    });
+    assert.deepEqual(b.healthcheck, containerHealthcheck("/up"));
+    const label = (args: typeof a) =>
+      (args.labels as { label: string; value: string }[]).find(
+        (l) => l.label === "touchdeploy.healthcheck",
+      )?.value;
+    assert.notEqual(label(b), label(a));
+  });
+
+  it("GIVEN a new health timeout or keepReleases THEN nothing of the container changes", () => {
+    const a = containerArgs(spec);
+    const b = containerArgs({
+      ...spec,
+      release: { ...spec.release, health: { path: "/healthz", timeoutSeconds: 5 } },
+    });
+    assert.deepEqual(b, a);
+  });
+});

@@ -1,0 +1,175 @@
+// One contract (components/contract.ts): the runtime image and the host script hold exactly
+// its values. Read from the files themselves, so a change on either side fails here.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import {
+  CONTAINER_APP_ROOT,
+  CONTAINER_PORT,
+  CONTAINER_UID,
+  DEFAULT_RELOAD_FILE,
+  ENV,
+  EXIT,
+  HEADERS,
+  isReservedRootName,
+  RESERVED_ROOT_NAMES,
+  RULES,
+  SUBCOMMANDS,
+  UNMANAGED_FINGERPRINT,
+} from "../../components/contract";
+
+const ROOT = path.join(__dirname, "..", "..");
+const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
+const script = read("host/touchdeploy.sh");
+const runtimeFiles = fs.readdirSync(path.join(ROOT, "runtime")).map((f) => read(`runtime/${f}`));
+
+describe("the runtime image holds the contract's values", () => {
+  const dockerfile = read("runtime/Dockerfile");
+  const env = Object.fromEntries(
+    [
+      ...(/^ENV ([\s\S]*?)(?:\n\n|\nUSER)/m.exec(dockerfile)?.[1] ?? "").matchAll(
+        /(\w+)=("[^"]*"|\S+)/g,
+      ),
+    ].map((m) => [m[1], m[2].replace(/^"(.*)"$/, "$1")]),
+  );
+
+  it("ENV: the root mount, the port, the default reload file and fingerprint", () => {
+    assert.equal(env[ENV.root], CONTAINER_APP_ROOT);
+    assert.equal(env[ENV.port], String(CONTAINER_PORT));
+    assert.equal(env[ENV.reloadFile], DEFAULT_RELOAD_FILE);
+    assert.equal(env[ENV.fingerprint], UNMANAGED_FINGERPRINT);
+    assert.equal(env[ENV.appSubdir], "");
+    assert.match(dockerfile, new RegExp(`^EXPOSE ${CONTAINER_PORT}$`, "m"));
+  });
+
+  it("exactly the contract's TOUCHDEPLOY_* names, in every file of runtime/", () => {
+    const used = new Set(runtimeFiles.flatMap((text) => text.match(/TOUCHDEPLOY_[A-Z_]+/g) ?? []));
+    assert.deepEqual([...used].sort(), Object.values(ENV).sort());
+  });
+
+  it("the container's user is the contract's uid and gid", () => {
+    assert.match(dockerfile, new RegExp(`groupadd --system --gid ${CONTAINER_UID} app`));
+    assert.match(dockerfile, new RegExp(`useradd --system --uid ${CONTAINER_UID} --gid app`));
+  });
+
+  it("uWSGI sends the contract's headers and listens on the contract's port", () => {
+    const ini = read("runtime/uwsgi.ini");
+    assert.match(
+      ini,
+      new RegExp(
+        `^add-header = ${HEADERS.revision}: @\\(\\$\\(${ENV.root}\\)/current/REVISION\\)$`,
+        "m",
+      ),
+    );
+    assert.match(
+      ini,
+      new RegExp(`^add-header = ${HEADERS.fingerprint}: \\$\\(${ENV.fingerprint}\\)$`, "m"),
+    );
+    assert.match(ini, new RegExp(`^http-socket = :\\$\\(${ENV.port}\\)$`, "m"));
+  });
+});
+
+describe("the host script holds the contract's values", () => {
+  it("exit codes: exactly the contract's names and numbers", () => {
+    const declared =
+      /^readonly (E_[A-Z_]+=\d+(?: E_[A-Z_]+=\d+)*)\n(?:readonly )?((?:E_[A-Z_]+=\d+ ?)*)/m.exec(
+        script,
+      );
+    assert.ok(declared, "readonly E_...=N lines");
+    const codes = Object.fromEntries(
+      [...`${declared[1]} ${declared[2]}`.matchAll(/E_([A-Z_]+)=(\d+)/g)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    );
+    assert.deepEqual(codes, {
+      UNEXPECTED: EXIT.unexpected,
+      USAGE: EXIT.usage,
+      NOTHING: EXIT.nothingLive,
+      MISSING: EXIT.missing,
+      DEPENDENCIES: EXIT.dependencies,
+      ROLLED_BACK: EXIT.rolledBack,
+      URGENT: EXIT.urgent,
+      LOCK: EXIT.lockTimeout,
+    });
+  });
+
+  /** The script's reserved names: its RESERVED=(...) array, or (older) the case in validate_reload_file. */
+  function scriptReserved(): { names: string[]; table: boolean } {
+    const array = /^RESERVED=\(([\s\S]*?)\)$/m.exec(script)?.[1];
+    if (array) {
+      return {
+        names: array
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((n) => n.replace(/^'(.*)'$/, "$1")),
+        table: true,
+      };
+    }
+    const cases =
+      /validate_reload_file\(\)[\s\S]*?case \$v in\n\s*([^)]*)\)/.exec(script)?.[1] ?? "";
+    return { names: cases.split("|").map((n) => n.trim()), table: false };
+  }
+
+  it("reserved root names: exactly the contract's (a script without the RESERVED table refuses a subset)", () => {
+    const { names, table } = scriptReserved();
+    assert.ok(names.length >= 6, names.join(" "));
+    if (table) {
+      assert.deepEqual([...names].sort(), [...RESERVED_ROOT_NAMES].sort());
+    } else {
+      for (const name of names) {
+        const example = name.replace(/\*$/, "x");
+        assert.ok(isReservedRootName(example), `${name} is not reserved by the contract`);
+      }
+    }
+  });
+
+  /** A JS regex's source as the script writes it in a bash bracket expression (`]` first, unescaped). */
+  const bash = (re: RegExp) => re.source.replace("[\\]", "[]");
+
+  it("character rules: the same patterns as the script's validators", () => {
+    assert.ok(script.includes(`=~ ${RULES.sha.source} ]]`), "sha");
+    assert.ok(script.includes(`=~ ${RULES.relativePathChars.source} ]]`), "relative path");
+    assert.ok(script.includes(`=~ ${RULES.fingerprint.source} ]]`), "fingerprint");
+    assert.ok(script.includes(`'${bash(RULES.repoChars)}'`), "repo URL characters");
+    assert.ok(script.includes(`local scp='${RULES.repoScp.source}'`), "scp-like repo");
+    assert.ok(script.includes("^[1-9][0-9]{0,5}$") && RULES.maxPositiveInt === 999_999, "ints");
+    if (scriptReserved().table) {
+      assert.ok(script.includes(`'${bash(RULES.localRepoChars)}'`), "local repo path characters");
+    }
+  });
+
+  it("the default reload file, the headers it reads and the unmanaged fingerprint", () => {
+    assert.ok(
+      script.includes(`RELOAD_FILE=\${OPT[reload-file]-${DEFAULT_RELOAD_FILE}}`) ||
+        new RegExp(
+          `'reload-file +\\| NAME +\\| ${DEFAULT_RELOAD_FILE.replace(".", "\\.")} +\\|`,
+        ).test(script),
+      "default reload file",
+    );
+    assert.ok(script.includes(`${HEADERS.revision.toLowerCase()}:*)`));
+    assert.ok(script.includes(`${HEADERS.fingerprint.toLowerCase()}:*)`));
+    assert.ok(script.includes(`== ${UNMANAGED_FINGERPRINT} ]]`));
+  });
+
+  it("every phase's subcommand is one the script knows (destroy: pending on a script without it)", () => {
+    const rows = /^SUBCOMMANDS=\(([\s\S]*?)^\)$/m.exec(script)?.[1];
+    const known = rows
+      ? [...rows.matchAll(/^\s*'(\w+) *\| *(\w*) *\|/gm)]
+          .flatMap((m) => [m[1], m[2]])
+          .filter(Boolean)
+      : (/^\s*(init \| prepare \| activate[^)]*)\) shift ;;$/m.exec(script)?.[1].split(" | ") ??
+        []);
+    const missing = Object.values(SUBCOMMANDS).filter((s) => !known.includes(s));
+    assert.deepEqual(
+      missing.filter((s) => rows !== undefined || s !== "destroy"),
+      [],
+    );
+    if (rows) {
+      // The phase words are the script's own names (COORD.md vocabulary).
+      for (const phase of ["setup", "fetch", "release", "destroy"])
+        assert.ok(known.includes(phase), phase);
+    }
+  });
+});
