@@ -181,7 +181,7 @@ describe("Automation API: a dev-shaped stack on the real engine", gate, () => {
 
     const second = await repo.commitGreeting("Hello from the Automation API");
     const expected = {
-      "local-app-root": ["same"],
+      "local-setup": ["same"],
       "local-fetch": ["create-replacement", "replace", "delete-replaced"],
       "local-image": ["same"],
       "local-container": ["same"],
@@ -234,7 +234,7 @@ describe("Automation API: a dev-shaped stack on the real engine", gate, () => {
     });
     assert.equal(up.summary.result, "succeeded");
     assert.deepEqual(stepsByResource(updated.events), {
-      "local-app-root": ["same"],
+      "local-setup": ["same"],
       "local-fetch": ["create-replacement", "replace", "delete-replaced"],
       "local-image": ["create-replacement", "replace", "delete-replaced"],
       "local-container": ["delete-replaced", "replace", "create-replacement"],
