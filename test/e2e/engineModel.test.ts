@@ -6,7 +6,10 @@
 // changes the outcome — so the end-to-end test, which realizes the real program through the
 // same model, can fail on them.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
 import {
   actionsOf,
   DeploymentError,
@@ -26,6 +29,8 @@ import {
   mockUrn,
   RecordedOptions,
   Registration,
+  runProgram,
+  StackConfig,
 } from "../support/pulumiProgram";
 import {
   commandDiff,
@@ -35,6 +40,7 @@ import {
   goDuration,
   UNKNOWN,
 } from "../support/providerModels";
+import { APP_SUBDIR, TestRepo } from "./support/git";
 
 const DOCKER_PROVIDER = "pulumi:providers:docker";
 
@@ -685,5 +691,118 @@ describe("provider models", () => {
       "1m30s",
       "1h0m0s",
     ]);
+  });
+});
+
+// The real program (index.ts under mocks) through the same model, with the fake providers: the
+// end-to-end test's scenarios at unit speed, so a dropped `triggers`, a flipped
+// `deleteBeforeReplace` or a dropped `dependsOn` in components/ fails without Docker too.
+describe("the program through the engine model (fake providers)", () => {
+  let scratch: string;
+  let repo: TestRepo;
+  let config: StackConfig;
+  const world = new World();
+  const snapshot = emptySnapshot();
+
+  before(async () => {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), "tdtest-model-"));
+    repo = await TestRepo.create(path.join(scratch, "repo"));
+    config = {
+      appName: "shop",
+      repoPath: repo.work,
+      appDir: APP_SUBDIR,
+      hosts: ["local local port=8000 bind=127.0.0.1"],
+      root: "/var/tmp/touchdeploy/shop",
+    };
+  });
+  after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+  const container = () => world.containers.get("shop-local");
+
+  it("first deploy: everything created, each after what it depends on", async () => {
+    const actions = await world.up((await runProgram({ config })).resources, snapshot);
+    assert.deepEqual(actions, [
+      "create local-setup",
+      "create local-fetch",
+      "create local-image",
+      "create local-container",
+      "create local-release",
+    ]);
+    assert.equal(container()?.id, "c1");
+  });
+
+  it("a new commit: fetch and release replaced create-before-delete, the container kept", async () => {
+    await repo.commitGreeting("Hello from the model");
+    const actions = await world.up((await runProgram({ config })).resources, snapshot);
+    assert.deepEqual(actions, [
+      "same local-setup",
+      "create-replacement local-fetch",
+      "replace local-fetch",
+      "same local-image",
+      "same local-container",
+      "create-replacement local-release",
+      "replace local-release",
+      "delete-replaced local-release",
+      "delete-replaced local-fetch",
+    ]);
+    assert.equal(container()?.id, "c1");
+  });
+
+  it("a container deploy whose fetch fails: the image may be built, the container is untouched", async () => {
+    await repo.commitAptPackage("python3-yaml");
+    const down = await runProgram({ config: { ...config, repoUrl: "/srv/no-such-repo.git" } });
+    world.failCommand = (c) => c.includes("/srv/no-such-repo.git");
+    const error = await world
+      .up(down.resources, snapshot)
+      .then(() => assert.fail("the deploy succeeded"))
+      .catch((e: unknown) => e as DeploymentError);
+    world.failCommand = undefined;
+    assert.deepEqual(
+      { op: error.failed.op, name: error.failed.name },
+      { op: "create-replacement", name: "local-fetch" },
+    );
+    assert.deepEqual(actionsOf(error.steps), [
+      "same local-setup",
+      "create-replacement local-image",
+      "replace local-image",
+    ]);
+    assert.equal(container()?.id, "c1");
+  });
+
+  it("the container deploy: release deleted, container replaced delete-first, release run on the new one", async () => {
+    const actions = await world.up((await runProgram({ config })).resources, snapshot);
+    assert.deepEqual(actions, [
+      "same local-setup",
+      "create-replacement local-fetch",
+      "replace local-fetch",
+      "same local-image",
+      "delete-replaced local-release",
+      "delete-replaced local-container",
+      "replace local-container",
+      "create-replacement local-container",
+      "replace local-release",
+      "create-replacement local-release",
+      "delete-replaced local-image",
+      "delete-replaced local-fetch",
+    ]);
+    assert.equal(container()?.id, "c2");
+  });
+
+  it("destroy: reverse dependency order; the setup's delete gets the stdin it was created with", async () => {
+    world.log.length = 0;
+    const steps = await destroy(snapshot, { providers: world.registry() });
+    assert.deepEqual(actionsOf(steps), [
+      "delete local-release",
+      "delete local-container",
+      "delete local-image",
+      "delete local-fetch",
+      "delete local-setup",
+    ]);
+    assert.equal(container(), undefined);
+    const setupDelete = world.log.find((l) => l.startsWith("local-setup: "));
+    assert.match(
+      setupDelete ?? "",
+      /^local-setup: bash -s -- destroy --root \/var\/tmp\/touchdeploy\/shop <#!\/usr\/bin\/env bash/,
+    );
   });
 });
