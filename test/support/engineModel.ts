@@ -11,8 +11,10 @@
  * create/update/delete are real (test/e2e/support/realize.ts) or fakes (unit tests).
  *
  * Each rule cites where the engine decides it. What the model leaves out: parallelism (steps run
- * one at a time, in an order chosen to expose missing dependencies, see {@link schedule}),
- * refresh, import, read, plans, policy packs, hooks, views, `--target-dependents`.
+ * one at a time, in an order chosen to expose missing dependencies, see {@link schedule}; after
+ * a failure it still runs what may have been running concurrently), refresh, import, read,
+ * plans, policy packs, hooks, views, `--target-dependents`, and provider configuration diffs
+ * (a changed provider config is refused, not guessed).
  */
 import { AliasSpec, mockUrn, plain, Registration } from "./pulumiProgram";
 import {
@@ -72,7 +74,10 @@ export interface ResourceState {
   delete: boolean;
 }
 
-/** The checkpoint: resources in an order where every dependency comes first. */
+/**
+ * The checkpoint: the resources of the last deployment (in the order their steps completed)
+ * and old copies still pending deletion. The model never relies on this order for a rule.
+ */
 export interface Snapshot {
   resources: ResourceState[];
 }
@@ -108,7 +113,10 @@ export interface DeploymentOptions {
   onStep?: (step: Step) => void;
 }
 
-/** A failed deployment: the step that failed, its cause, and the steps that ran before. */
+/**
+ * A failed deployment: the (first) step that failed, its cause, and every step that ran — the
+ * ones before it and those the failure did not stop (see `Deployment.execute`).
+ */
 export class DeploymentError extends Error {
   constructor(
     readonly failed: Step,
