@@ -20,6 +20,49 @@ export const REMOTE_CMD = "command:remote:Command";
 export const CONTAINER = "docker:index/container:Container";
 export const IMAGE = "docker:index/remoteImage:RemoteImage";
 
+/**
+ * An alias as the SDK sends it (`Alias` in the engine's protocol): an old URN, or the parts of
+ * the old URN that differ (unset parts default to the resource's own, see the engine's
+ * `collapseAliasToUrn`).
+ */
+export interface AliasSpec {
+  urn?: string;
+  name?: string;
+  type?: string;
+  /** The old parent's URN (the SDK fills in the resource's parent when the alias names none). */
+  parentUrn?: string;
+  /** The resource used to have no parent. */
+  noParent?: boolean;
+  project?: string;
+  stack?: string;
+}
+
+/**
+ * The resource options as the engine receives them in a RegisterResourceRequest: what decides
+ * between create, update, replace (and in which order) and delete.
+ */
+export interface RecordedOptions {
+  /** `undefined` when the program did not set it (the engine then asks the provider). */
+  deleteBeforeReplace: boolean | undefined;
+  /** `undefined` when not set (the engine keeps the old value's default, false). */
+  protect: boolean | undefined;
+  retainOnDelete: boolean | undefined;
+  /** Property paths, e.g. `triggers[*]` (SDKs add their schema's replaceOnChanges here). */
+  replaceOnChanges: string[];
+  ignoreChanges: string[];
+  aliases: AliasSpec[];
+  /** URN of the resource whose deletion deletes this one, or "". */
+  deletedWith: string;
+  replaceWith: string[];
+  /** The `replacementTrigger` value (secrets marked), or undefined when not set. */
+  replacementTrigger: unknown;
+  hideDiffs: string[];
+  additionalSecretOutputs: string[];
+  customTimeouts: { create: string; update: string; delete: string };
+  /** An `import` id, or "". */
+  importId: string;
+}
+
 /** One resource registration, as the engine would receive it. */
 export interface Registration {
   type: string;
@@ -31,11 +74,27 @@ export interface Registration {
   inputs: Record<string, unknown>;
   /** URNs of explicit and implicit dependencies. */
   dependencies: string[];
+  /** Per input property: the URNs of the resources its value came from. */
+  propertyDependencies: Record<string, string[]>;
+  /** Same as `options.deleteBeforeReplace === true`. */
   deleteBeforeReplace: boolean;
-  /** The `aliases` option, as the engine receives it (name/type/parent of each old identity). */
+  /**
+   * The `aliases` option, name and type of each old identity as the SDK sends them ("" when
+   * unset); `options.aliases` has them in full (with the parent the SDK fills in).
+   */
   aliases: { name?: string; type?: string; urn?: string }[];
-  /** Provider reference (`urn::id`) for custom resources. */
+  /** Every resource option the engine receives. */
+  options: RecordedOptions;
+  /** Provider reference (`urn::id`) for custom resources ("" for the default provider). */
   provider: string;
+  /**
+   * What the mocks answered: the id and the output properties. Outputs that are not echoed
+   * inputs (ids, image ids, ...) stand in for values a real provider computes; the realizer
+   * maps them to the real ones.
+   */
+  mock: { id: string; outputs: Record<string, unknown> };
+  /** Position in registration order (0-based). */
+  index: number;
 }
 
 export interface Invocation {
@@ -185,26 +244,69 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   monitor.registerResource = (req, cb) => {
     const type = req.getType();
     const name = req.getName();
-    // The URN exactly as the mock monitor builds it (dependency lists refer to these).
     const parent = req.getParent();
-    const qualifiedType = parent ? `${parent.split("::")[2].split("$").pop()}$${type}` : type;
-    const urn = `urn:pulumi:test::touchdeploy::${qualifiedType}::${name}`;
-    resources.push({
+    const propertyDependencies: Record<string, string[]> = {};
+    req
+      .getPropertydependenciesMap()
+      .forEach((deps, key) => (propertyDependencies[key] = deps.getUrnsList()));
+    const timeouts = req.getCustomtimeouts();
+    const trigger = req.getReplacementTrigger();
+    const registration: Registration = {
       type,
       name,
-      urn,
+      urn: mockUrn(parent, type, name),
       parentUrn: parent,
       custom: req.getCustom(),
       inputs: pulumi.runtime.deserializeProperties(req.getObject()),
       dependencies: req.getDependenciesList(),
+      propertyDependencies,
       deleteBeforeReplace: req.getDeletebeforereplace(),
+      options: {
+        deleteBeforeReplace: req.getDeletebeforereplacedefined()
+          ? req.getDeletebeforereplace()
+          : undefined,
+        protect: req.hasProtect() ? req.getProtect() : undefined,
+        retainOnDelete: req.hasRetainondelete() ? req.getRetainondelete() : undefined,
+        replaceOnChanges: req.getReplaceonchangesList(),
+        ignoreChanges: req.getIgnorechangesList(),
+        aliases: [
+          ...req.getAliasurnsList().map((urn): AliasSpec => ({ urn })),
+          ...req.getAliasesList().map(aliasSpec),
+        ],
+        deletedWith: req.getDeletedwith(),
+        replaceWith: req.getReplaceWithList(),
+        replacementTrigger:
+          trigger === undefined
+            ? undefined
+            : (pulumi.runtime.deserializeProperty(trigger.toJavaScript()) as unknown),
+        hideDiffs: req.getHidediffsList(),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        customTimeouts: {
+          create: timeouts?.getCreate() ?? "",
+          update: timeouts?.getUpdate() ?? "",
+          delete: timeouts?.getDelete() ?? "",
+        },
+        importId: req.getImportid(),
+      },
       aliases: req.getAliasesList().map((a) => {
         const spec = a.getSpec();
         return a.getUrn() ? { urn: a.getUrn() } : { name: spec?.getName(), type: spec?.getType() };
       }),
       provider: req.getProvider(),
+      mock: { id: "", outputs: {} },
+      index: resources.length,
+    };
+    resources.push(registration);
+    original(req, (err, res) => {
+      const response = res as RegisterResponse | undefined;
+      if (!err && response) {
+        registration.mock = {
+          id: response.getId(),
+          outputs: pulumi.runtime.deserializeProperties(response.getObject()),
+        };
+      }
+      cb(err, res);
     });
-    original(req, cb);
   };
 
   const secretKeys = (options.secretKeys ?? []).map(fullKey);
@@ -249,6 +351,31 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   };
 }
 
+/**
+ * The URN the mock monitor gives a resource (`MockMonitor.newUrn`): the parent's own type (the
+ * last `$` part of its qualified type) is prefixed, including for the root stack. Dependency
+ * lists, parents and provider references all use these.
+ */
+export function mockUrn(parentUrn: string, type: string, name: string): string {
+  const qualifiedType = parentUrn ? `${parentUrn.split("::")[2].split("$").pop()}$${type}` : type;
+  return `urn:pulumi:test::touchdeploy::${qualifiedType}::${name}`;
+}
+
+function aliasSpec(alias: ProtoAlias): AliasSpec {
+  const urn = alias.getUrn();
+  if (urn) return { urn };
+  const spec = alias.getSpec();
+  if (!spec) return {};
+  const out: AliasSpec = {};
+  if (spec.getName()) out.name = spec.getName();
+  if (spec.getType()) out.type = spec.getType();
+  if (spec.getStack()) out.stack = spec.getStack();
+  if (spec.getProject()) out.project = spec.getProject();
+  if (spec.getParenturn()) out.parentUrn = spec.getParenturn();
+  if (spec.getNoparent()) out.noParent = true;
+  return out;
+}
+
 /** The subset of the RegisterResourceRequest protobuf the recorder reads. */
 interface RegisterRequest {
   getType(): string;
@@ -257,12 +384,48 @@ interface RegisterRequest {
   getCustom(): boolean;
   getObject(): Parameters<typeof pulumi.runtime.deserializeProperties>[0];
   getDependenciesList(): string[];
+  getPropertydependenciesMap(): {
+    forEach(cb: (deps: { getUrnsList(): string[] }, key: string) => void): void;
+  };
   getDeletebeforereplace(): boolean;
-  getAliasesList(): {
-    getUrn(): string;
-    getSpec(): { getName(): string; getType(): string } | undefined;
-  }[];
+  getDeletebeforereplacedefined(): boolean;
+  hasProtect(): boolean;
+  getProtect(): boolean;
+  hasRetainondelete(): boolean;
+  getRetainondelete(): boolean;
+  getReplaceonchangesList(): string[];
+  getIgnorechangesList(): string[];
+  getAliasurnsList(): string[];
+  getAliasesList(): ProtoAlias[];
+  getDeletedwith(): string;
+  getReplaceWithList(): string[];
+  getReplacementTrigger(): { toJavaScript(): unknown } | undefined;
+  getHidediffsList(): string[];
+  getAdditionalsecretoutputsList(): string[];
+  getCustomtimeouts():
+    { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
+  getImportid(): string;
   getProvider(): string;
+}
+
+interface ProtoAlias {
+  getUrn(): string;
+  getSpec():
+    | {
+        getName(): string;
+        getType(): string;
+        getStack(): string;
+        getProject(): string;
+        getParenturn(): string;
+        getNoparent(): boolean;
+      }
+    | undefined;
+}
+
+/** The subset of the RegisterResourceResponse protobuf the recorder reads. */
+interface RegisterResponse {
+  getId(): string;
+  getObject(): Parameters<typeof pulumi.runtime.deserializeProperties>[0];
 }
 
 /** True when `resource` depends on the resource of that type and name. */

@@ -4,6 +4,7 @@
  * 127.0.0.1 only (on a port Docker picks), and removed by `remove()` or, if the test process
  * died, by the next `sweepStaleContainers()`.
  */
+import * as fs from "node:fs";
 import * as http from "node:http";
 import type Docker from "dockerode";
 import { demuxLogs, ensureDocker } from "./docker";
@@ -50,6 +51,13 @@ export interface AppContainer {
   countReloads(): Promise<number>;
   /** The uid of every process running in the container (uWSGI, supervisord, ...). */
   processUids(): Promise<number[]>;
+  /**
+   * Connections a process in the container closed with their request unread, so the kernel
+   * reset them (TcpExt TCPAbortOnClose of the container's network namespace, read from
+   * /proc/<pid>/net/netstat of its first process). A client sees each as a failed request
+   * that the server, not the client, dropped.
+   */
+  serverResets(): Promise<number>;
   /** Id and start time as Docker reports them now (to prove it is the same container). */
   identity(): Promise<{ id: string; startedAt: string; restartCount: number; running: boolean }>;
   remove(): Promise<void>;
@@ -123,6 +131,10 @@ export async function startAppContainer(opts: AppContainerOptions): Promise<AppC
       const column = top.Titles.indexOf("UID");
       return top.Processes.map((p) => Number(p[column]));
     },
+    serverResets: async () => {
+      const pid = (await container.inspect()).State.Pid;
+      return tcpExtCounter(fs.readFileSync(`/proc/${pid}/net/netstat`, "utf8"), "TCPAbortOnClose");
+    },
     identity: async () => {
       const now = await container.inspect();
       return {
@@ -134,6 +146,22 @@ export async function startAppContainer(opts: AppContainerOptions): Promise<AppC
     },
     remove: () => container.remove({ force: true }).then(() => undefined),
   };
+}
+
+/**
+ * A TcpExt counter from the text of /proc/net/netstat (a header line of names, then a line of
+ * values, per group).
+ */
+export function tcpExtCounter(netstat: string, name: string): number {
+  const lines = netstat.split("\n");
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i].split(/\s+/);
+    const values = lines[i + 1].split(/\s+/);
+    if (names[0] !== "TcpExt:") continue;
+    const at = names.indexOf(name);
+    if (at > 0) return Number(values[at]);
+  }
+  throw new Error(`no TcpExt ${name} in /proc/net/netstat`);
 }
 
 /** One HTTP answer as a deploy sees it. status 0 = no answer (error says why). */

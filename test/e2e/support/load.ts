@@ -17,8 +17,17 @@ export interface LoadOptions {
   url: string;
   /** Concurrent clients, each sending its requests one after another. */
   connections: number;
-  /** How long to send requests; the load stops by itself after this. */
+  /** The longest the load sends requests; it stops by itself after this. */
   durationMs: number;
+  /** Stop sending new requests once this settles (in-flight ones are still counted). */
+  until?: Promise<unknown>;
+  /**
+   * Requests per second over all clients (request i is not sent before start + i / rate);
+   * unset: each client sends its next request as soon as the previous one ended.
+   */
+  ratePerSecond?: number;
+  /** Called with each request's outcome as it ends (client index, ms after the start). */
+  onOutcome?: (client: number, outcome: Outcome, ms: number) => void;
   /** A request without a complete answer after this long counts as a timeout (default 10 s). */
   requestTimeoutMs?: number;
   /** Extracts the revision the body claims, to check it against X-Revision (optional). */
@@ -102,6 +111,23 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
   const t0 = Date.now();
   const end = t0 + opts.durationMs;
+  let stopped = false;
+  void opts.until?.then(
+    () => (stopped = true),
+    () => (stopped = true),
+  );
+  const rate = opts.ratePerSecond;
+  if (rate !== undefined && !(rate > 0)) throw new Error("runLoad: ratePerSecond must be > 0");
+  let slot = 0;
+  /** Waits for this client's next request slot; false when the load is over. */
+  const nextSlot = async (): Promise<boolean> => {
+    if (rate !== undefined) {
+      const due = t0 + (slot++ * 1000) / rate;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    return !stopped && Date.now() < end;
+  };
   const result: LoadResult = {
     requests: 0,
     ok: 0,
@@ -117,11 +143,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     durationMs: 0,
   };
   const latencies: number[] = [];
-  const client = async (runs: RevisionRun[]): Promise<void> => {
-    while (Date.now() < end) {
+  const client = async (index: number, runs: RevisionRun[]): Promise<void> => {
+    while (await nextSlot()) {
       const sent = Date.now();
       const o = await requestOnce(opts.url, timeoutMs);
       result.requests++;
+      opts.onOutcome?.(index, o, Date.now() - t0);
       if (o.kind !== "response") {
         if (o.kind === "timeout") result.timeouts++;
         else result.errors++;
@@ -153,10 +180,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       else runs.push({ revision, count: 1 });
     }
   };
-  const clients = Array.from({ length: opts.connections }, () => {
+  const clients = Array.from({ length: opts.connections }, (_, i) => {
     const runs: RevisionRun[] = [];
     result.perConnection.push(runs);
-    return client(runs);
+    return client(i, runs);
   });
   await Promise.all(clients);
   result.durationMs = Date.now() - t0;

@@ -1,30 +1,51 @@
 /**
  * Realizes what the Pulumi program declares (as recorded by test/support/pulumiProgram.ts) on
- * the real engine, the way the providers would: a RemoteImage build becomes `docker build` with
- * the declared context and args, a Container becomes a Docker Engine API create with exactly the
- * declared inputs, a local Command runs its `create` under `/bin/sh -c` with its `stdin`, a
- * remote Command runs it over SSH with the declared connection. A second `apply` with a new
- * declaration behaves like `pulumi up`: resources whose inputs did not change are left alone.
+ * real things — the Docker engine, a shell, SSH — the way `pulumi up` and `pulumi destroy`
+ * would: the engine model (test/support/engineModel.ts) decides the steps and their order from
+ * the declared dependencies and options and from the providers' diff rules
+ * (test/support/providerModels.ts); this file performs each step as the provider would:
  *
- * The container translation refuses any declared input it does not know, so the realization
- * can never silently drop part of what the program declares.
+ * - a RemoteImage build is `docker build` of the declared context with the declared args;
+ * - a Container is an Engine API create with exactly the declared inputs, then start, and its
+ *   state is what the provider's Read takes back from `docker inspect`; deleting it is a stop
+ *   with `destroyGraceSeconds`, then a forced remove;
+ * - a local Command runs `create`/`update`/`delete` under its interpreter with its stdin and
+ *   environment; a remote Command runs it over SSH with the declared connection.
+ *
+ * Nothing here decides whether or when something runs. The container translation refuses any
+ * declared input it does not know, so the realization can never silently drop part of what the
+ * program declares.
  */
-import type Docker from "dockerode";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type Docker from "dockerode";
+import {
+  actionsOf,
+  DeploymentError,
+  destroy as destroyModel,
+  emptySnapshot,
+  ProviderOps,
+  ProviderRegistry,
+  ResourceState,
+  Snapshot,
+  Step,
+  up,
+} from "../../support/engineModel";
 import {
   CONTAINER,
   IMAGE,
   LOCAL_CMD,
-  mockImageId,
-  plain,
   PROJECT_DIR,
   ProgramRun,
-  Registration,
   REMOTE_CMD,
 } from "../../support/pulumiProgram";
+import { ContainerInspect, containerOutputs } from "../../support/providerModels";
 import { ensureDocker, followProgress } from "./docker";
 import { run, RunResult } from "./process";
+
+export { actionsOf, DeploymentError };
+export type { Step };
 
 /** "10s", "1m30s", "500ms" → nanoseconds (Docker's unit for healthcheck durations). */
 export function durationNs(value: string): number {
@@ -46,7 +67,7 @@ interface DeclaredContainer {
   image: string;
   envs?: string[];
   volumes?: { hostPath: string; containerPath: string; readOnly?: boolean }[];
-  ports?: { internal: number; external: number; ip: string; protocol: string }[];
+  ports?: { internal: number; external: number; ip?: string; protocol?: string }[];
   restart?: string;
   healthcheck?: {
     tests: string[];
@@ -83,12 +104,12 @@ const KNOWN_CONTAINER_INPUTS = new Set([
 ]);
 
 /**
- * The Engine API create options for a declared docker.Container, with its image reference
- * replaced by the id of the image that was really built. Throws on undeclared-by-us inputs.
+ * The Engine API create options for a declared docker.Container (its image input already the
+ * real image id). Throws on inputs this translation does not know. Defaults are the
+ * `docker_container` schema's (ports: ip 0.0.0.0, tcp; network_mode bridge).
  */
 export function containerCreateOptions(
   declared: Record<string, unknown>,
-  imageId: string,
 ): Docker.ContainerCreateOptions {
   const unknown = Object.keys(declared).filter((k) => !KNOWN_CONTAINER_INPUTS.has(k));
   if (unknown.length > 0) {
@@ -96,14 +117,17 @@ export function containerCreateOptions(
   }
   const c = declared as unknown as DeclaredContainer;
   const hc = c.healthcheck;
+  const ports = (c.ports ?? []).map((p) => ({
+    ...p,
+    ip: p.ip ?? "0.0.0.0",
+    protocol: p.protocol ?? "tcp",
+  }));
   return {
     name: c.name,
-    Image: imageId,
+    Image: c.image,
     Env: c.envs ?? [],
     Labels: Object.fromEntries((c.labels ?? []).map((l) => [l.label, l.value])),
-    ExposedPorts: Object.fromEntries(
-      (c.ports ?? []).map((p) => [`${p.internal}/${p.protocol}`, {}]),
-    ),
+    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, {}])),
     Healthcheck: hc
       ? {
           Test: hc.tests,
@@ -118,19 +142,19 @@ export function containerCreateOptions(
         (v) => `${v.hostPath}:${v.containerPath}${v.readOnly ? ":ro" : ""}`,
       ),
       PortBindings: Object.fromEntries(
-        (c.ports ?? []).map((p) => [
+        ports.map((p) => [
           `${p.internal}/${p.protocol}`,
           [{ HostIp: p.ip, HostPort: String(p.external) }],
         ]),
       ),
-      RestartPolicy: c.restart ? { Name: c.restart } : undefined,
-      NetworkMode: c.networkMode,
+      RestartPolicy: { Name: c.restart ?? "no" },
+      NetworkMode: c.networkMode ?? "bridge",
       LogConfig: c.logDriver ? { Type: c.logDriver, Config: c.logOpts ?? {} } : undefined,
     },
   };
 }
 
-/** How to run a declared remote command's `create` over SSH (the sshd helper provides it). */
+/** How to run a declared remote command over SSH (the sshd helper provides it). */
 export type RemoteRunner = (
   connection: { host: string; port: number; user: string; hostKey?: string },
   command: string,
@@ -141,157 +165,298 @@ export type RemoteRunner = (
 export class CommandFailedError extends Error {
   constructor(
     readonly resource: string,
+    readonly phase: "create" | "update" | "delete",
     readonly result: RunResult,
   ) {
-    super(`${resource} failed (exit ${String(result.code)})\n${result.stdout}\n${result.stderr}`);
+    super(
+      `${resource} ${phase} failed (exit ${String(result.code)})\n${result.stdout}\n${result.stderr}`,
+    );
   }
 }
 
-/** What one `apply` did, in order: `role name` per action. */
+/** What one deployment did. */
 export interface ApplyReport {
+  /** Every step, in the order it ran (components and providers included). */
+  steps: Step[];
+  /** `op name` of the steps on custom resources other than providers, in order. */
   actions: string[];
-  /** Output of each command run, by resource name. */
+  /** Output of each command run, by resource name (the last run when it ran twice). */
   commandOutput: Map<string, RunResult>;
 }
 
-/** The real things created so far, carried from one `apply` to the next. */
+/** The engine's state, carried from one `apply` to the next. */
 export interface RealizedState {
-  declared: Map<string, Registration>;
-  imageIds: Map<string, string>;
-  containerIds: Map<string, string>;
+  snapshot: Snapshot;
 }
 
 export function emptyState(): RealizedState {
-  return { declared: new Map(), imageIds: new Map(), containerIds: new Map() };
+  return { snapshot: emptySnapshot() };
 }
 
-function key(r: Registration): string {
-  return `${r.type} ${r.name}`;
+/** The live state of the resource with this name, or undefined. */
+export function stateOf(state: RealizedState, name: string): ResourceState | undefined {
+  return state.snapshot.resources.find((r) => r.name === name && !r.delete);
 }
 
-function unchanged(state: RealizedState, r: Registration): boolean {
-  const before = state.declared.get(key(r));
-  return (
-    before !== undefined && JSON.stringify(plain(before.inputs)) === JSON.stringify(plain(r.inputs))
-  );
+interface CommandInputs {
+  create?: string;
+  update?: string;
+  delete?: string;
+  stdin?: string;
+  environment?: Record<string, string>;
+  interpreter?: string[];
+  dir?: string;
+  addPreviousOutputInEnv?: boolean;
+  connection?: { host: string; port: number; user: string; hostKey?: string };
 }
-
-/** Order of realization per host, as the declared dependencies require it. */
-const ROLE_ORDER = ["setup", "image", "fetch", "container", "release"];
 
 /**
- * Realizes a declaration the way `pulumi up` would: per host, in dependency order, creating
- * what is new, replacing what changed (create-before-delete for commands, delete-before-replace
- * for the container), leaving alone what is unchanged. Throws if a command fails (with its
- * output), like a failed `pulumi up`.
+ * pulumi-command 1.2.1: local commands run `interpreter` (default `/bin/sh -c`) in `dir` (the
+ * provider's working directory, which is the project's, by default) with `environment` added,
+ * PULUMI_COMMAND_STDOUT/STDERR from the previous run unless addPreviousOutputInEnv is false,
+ * and `stdin` (local/commandOutputs.go `run`). Create runs `create`; Update runs `update`, else
+ * `create` (local/commandController.go `Update`); Delete runs the *stored* `delete` with the
+ * stored inputs — stdin included (`Delete` → run(props.Delete, props.BaseInputs)). Remote
+ * commands do the same over SSH (remote/commandController.go, remote/commandOutputs.go).
+ */
+function commandOps(remote: RemoteRunner | undefined, output: Map<string, RunResult>): ProviderOps {
+  const exec = async (
+    name: string,
+    type: string,
+    phase: "create" | "update" | "delete",
+    command: string,
+    inputs: CommandInputs,
+    previous: Record<string, unknown>,
+  ): Promise<RunResult> => {
+    let result: RunResult;
+    if (type === LOCAL_CMD) {
+      const env: NodeJS.ProcessEnv = { ...process.env, ...(inputs.environment ?? {}) };
+      if (inputs.addPreviousOutputInEnv !== false) {
+        const { stdout, stderr } = previous as { stdout?: string; stderr?: string };
+        if (stdout) env.PULUMI_COMMAND_STDOUT = stdout;
+        if (stderr) env.PULUMI_COMMAND_STDERR = stderr;
+      }
+      const [program, ...args] = inputs.interpreter?.length
+        ? inputs.interpreter
+        : ["/bin/sh", "-c"];
+      result = await run(program, [...args, command], {
+        input: inputs.stdin ?? "",
+        env,
+        cwd: inputs.dir ?? PROJECT_DIR,
+        check: false,
+        timeoutMs: 300_000,
+      });
+    } else {
+      if (!remote) throw new Error(`${name} is a remote command and no SSH runner was given`);
+      if (inputs.environment && Object.keys(inputs.environment).length > 0) {
+        throw new Error(`${name}: the SSH runner does not pass \`environment\``);
+      }
+      if (!inputs.connection) throw new Error(`${name} has no connection`);
+      result = await remote(inputs.connection, command, inputs.stdin ?? "");
+    }
+    output.set(name, result);
+    if (result.code !== 0) throw new CommandFailedError(name, phase, result);
+    return result;
+  };
+  const outputsOf = (inputs: Record<string, unknown>, r?: RunResult) => ({
+    ...inputs,
+    stdout: (r?.stdout ?? "").replace(/\n$/, ""),
+    stderr: (r?.stderr ?? "").replace(/\n$/, ""),
+  });
+  return {
+    async create({ name, type, inputs }) {
+      const c = inputs as CommandInputs;
+      const r = c.create ? await exec(name, type, "create", c.create, c, {}) : undefined;
+      return { id: `${name}${randomBytes(4).toString("hex")}`, outputs: outputsOf(inputs, r) };
+    },
+    async update(old, inputs) {
+      const c = inputs as CommandInputs;
+      const command = c.update ?? c.create;
+      if (!command) return { outputs: { ...old.outputs, ...inputs } };
+      const r = await exec(old.name, old.type, "update", command, c, old.outputs);
+      return { outputs: outputsOf(inputs, r) };
+    },
+    async delete(old) {
+      const c = old.inputs as CommandInputs;
+      if (c.delete) await exec(old.name, old.type, "delete", c.delete, c, old.outputs);
+    },
+  };
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404;
+}
+
+/**
+ * terraform-provider-docker v4.5.0 `docker_container` (resource_docker_container_funcs.go):
+ * Create creates and starts the container (`start` defaults to true), waits for "healthy" only
+ * with `wait`, then Read fills the state ({@link containerOutputs}). Update applies restart
+ * policy changes (`ContainerUpdate`) and a must_run false->true start, nothing else. Delete stops
+ * with `destroy_grace_seconds` (0 when unset), then removes it forced, with its anonymous
+ * volumes (`remove_volumes` defaults to true).
+ */
+function containerOps(docker: Docker): ProviderOps {
+  return {
+    async create({ inputs }) {
+      const container = await docker.createContainer(containerCreateOptions(inputs));
+      await container.start();
+      if (inputs.wait === true) {
+        throw new Error("the realizer does not model `wait: true` (waiting for healthy)");
+      }
+      const inspect = (await container.inspect()) as unknown as ContainerInspect;
+      return { id: inspect.Id, outputs: containerOutputs(inputs, inspect) };
+    },
+    async update(old, inputs, diff) {
+      const container = docker.getContainer(old.id);
+      if (diff.changedKeys.includes("restart")) {
+        const restart = (inputs as { restart?: string }).restart ?? "no";
+        await container.update({ RestartPolicy: { Name: restart } });
+      }
+      if (
+        diff.changedKeys.includes("mustRun") &&
+        old.outputs.mustRun === false &&
+        inputs.mustRun !== false
+      ) {
+        await container.start();
+      }
+      return { outputs: { ...old.outputs, ...inputs } };
+    },
+    async delete(old) {
+      const container = docker.getContainer(old.id);
+      const grace = Number(old.inputs.destroyGraceSeconds ?? 0);
+      try {
+        await container.stop({ t: grace });
+      } catch (err) {
+        // 304: already stopped; 404: already gone (the provider ignores "No such container").
+        const code = (err as { statusCode?: number }).statusCode;
+        if (code !== 304 && code !== 404) throw err;
+      }
+      try {
+        await container.remove({ force: true, v: true });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+  };
+}
+
+/**
+ * terraform-provider-docker v4.5.0 `docker_image` (resource_docker_image_funcs.go): Create
+ * builds when `build` is set, then finds the image by name (pulling it when it is not local —
+ * there is no registry here, so a missing image fails); the state's image_id is the image's id,
+ * the resource id is id+name. Delete removes the image unless `keep_locally`.
+ */
+function imageOps(docker: Docker): ProviderOps {
+  const read = async (inputs: Record<string, unknown>) => {
+    const name = String(inputs.name);
+    let info: Docker.ImageInspectInfo;
+    try {
+      info = await docker.getImage(name).inspect();
+    } catch (err) {
+      if (isNotFound(err)) {
+        throw new Error(
+          `image ${name} is not on this daemon and there is no registry to pull it from`,
+        );
+      }
+      throw err;
+    }
+    return {
+      id: `${info.Id}${name}`,
+      outputs: { ...inputs, imageId: info.Id, repoDigest: info.RepoDigests?.[0] ?? "" },
+    };
+  };
+  return {
+    async create({ inputs }) {
+      const build = inputs.build as
+        { context: string; dockerfile?: string; buildArgs?: Record<string, string> } | undefined;
+      if (build) {
+        const contextDir = path.resolve(PROJECT_DIR, build.context);
+        const files = fs
+          .readdirSync(contextDir, { recursive: true, encoding: "utf8" })
+          .filter((f) => fs.statSync(path.join(contextDir, f)).isFile());
+        const stream = await docker.buildImage(
+          { context: contextDir, src: files },
+          {
+            t: String(inputs.name),
+            dockerfile: build.dockerfile ?? "Dockerfile",
+            buildargs: build.buildArgs ?? {},
+            // forcerm: a failed build leaves no intermediate container behind.
+            forcerm: true,
+          },
+        );
+        await followProgress(docker, stream);
+      }
+      return read(inputs);
+    },
+    async update(_old, inputs) {
+      return { outputs: (await read(inputs)).outputs };
+    },
+    async delete(old) {
+      if (old.inputs.keepLocally === true) return;
+      try {
+        await docker
+          .getImage(String(old.inputs.name))
+          .remove({ force: old.inputs.forceRemove === true });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+  };
+}
+
+async function providers(
+  remote: RemoteRunner | undefined,
+  output: Map<string, RunResult>,
+): Promise<ProviderRegistry> {
+  const docker = await ensureDocker();
+  const command = commandOps(remote, output);
+  const container = containerOps(docker);
+  const image = imageOps(docker);
+  return (type) => {
+    switch (type) {
+      case LOCAL_CMD:
+      case REMOTE_CMD:
+        return command;
+      case CONTAINER:
+        return container;
+      case IMAGE:
+        return image;
+      default:
+        return undefined;
+    }
+  };
+}
+
+/**
+ * `pulumi up` of a recorded declaration over `state` (updated in place). Throws a
+ * DeploymentError (its `cause` a CommandFailedError when a command failed) like a failed
+ * `pulumi up`; what ran before stays in the state.
  */
 export async function apply(
   declaration: ProgramRun,
   state: RealizedState,
   opts: {
     remote?: RemoteRunner;
-    /** Like `pulumi up --target`: only these resources (by name) are realized. */
+    /** Like `pulumi up --target`: only these resources (by name) are operated on. */
     targets?: string[];
   } = {},
 ): Promise<ApplyReport> {
-  const docker = await ensureDocker();
-  const report: ApplyReport = { actions: [], commandOutput: new Map() };
-  const roleOf = (r: Registration) => ROLE_ORDER.find((role) => r.name.endsWith(`-${role}`));
-  const resources = declaration.resources
-    .filter((r) => [CONTAINER, IMAGE, LOCAL_CMD, REMOTE_CMD].includes(r.type))
-    .sort((a, b) => ROLE_ORDER.indexOf(roleOf(a) ?? "") - ROLE_ORDER.indexOf(roleOf(b) ?? ""));
-  // The provider outputs the program saw under mocks, to map references to real values.
-  const mockImageIdOf = new Map<string, string>();
-
-  for (const r of resources) {
-    const inputs = plain<Record<string, unknown>>(r.inputs);
-    if (opts.targets && !opts.targets.includes(r.name)) {
-      if (r.type === IMAGE) {
-        // Not targeted: what exists keeps standing for the references to it.
-        mockImageIdOf.set(mockImageId(String(inputs.name)), state.imageIds.get(r.name) ?? "");
-      }
-      continue;
-    }
-    const same = unchanged(state, r);
-    if (r.type === IMAGE) {
-      const ref = String(inputs.name);
-      const mockId = mockImageId(ref);
-      if (!same || !state.imageIds.has(r.name)) {
-        const build = inputs.build as
-          { context: string; dockerfile: string; buildArgs: Record<string, string> } | undefined;
-        if (build) {
-          const contextDir = path.join(PROJECT_DIR, build.context);
-          const files = fs
-            .readdirSync(contextDir, { recursive: true, encoding: "utf8" })
-            .filter((f) => fs.statSync(path.join(contextDir, f)).isFile());
-          const stream = await docker.buildImage(
-            { context: contextDir, src: files },
-            // forcerm: a failed build leaves no intermediate container behind.
-            { t: ref, dockerfile: build.dockerfile, buildargs: build.buildArgs, forcerm: true },
-          );
-          await followProgress(docker, stream);
-        }
-        state.imageIds.set(r.name, (await docker.getImage(ref).inspect()).Id);
-        report.actions.push(`${same ? "create" : "build"} ${r.name}`);
-      }
-      mockImageIdOf.set(mockId, state.imageIds.get(r.name) ?? "");
-    } else if (r.type === CONTAINER) {
-      if (!same || !state.containerIds.has(r.name)) {
-        const imageId = mockImageIdOf.get(String(inputs.image));
-        if (!imageId)
-          throw new Error(`container ${r.name}: image ${String(inputs.image)} was not realized`);
-        const old = state.containerIds.get(r.name);
-        if (old) {
-          // deleteBeforeReplace: the name and the host port are fixed.
-          await docker.getContainer(old).remove({ force: true });
-        }
-        const container = await docker.createContainer(containerCreateOptions(inputs, imageId));
-        await container.start();
-        state.containerIds.set(r.name, container.id);
-        report.actions.push(`${old ? "replace" : "create"} ${r.name}`);
-      }
-    } else {
-      // A command runs on create, and again when replaced (triggers) or updated (create/stdin).
-      if (same) continue;
-      const create = String(inputs.create);
-      const stdin = typeof inputs.stdin === "string" ? inputs.stdin : "";
-      let result: RunResult;
-      if (r.type === LOCAL_CMD) {
-        // @pulumi/command's default interpreter for local commands.
-        result = await run("/bin/sh", ["-c", create], {
-          input: stdin,
-          check: false,
-          timeoutMs: 300_000,
-        });
-      } else {
-        if (!opts.remote)
-          throw new Error(`${r.name} is a remote command and no SSH runner was given`);
-        const connection = inputs.connection as {
-          host: string;
-          port: number;
-          user: string;
-          hostKey?: string;
-        };
-        result = await opts.remote(connection, create, stdin);
-      }
-      report.commandOutput.set(r.name, result);
-      report.actions.push(`run ${r.name}`);
-      if (result.code !== 0) {
-        throw new CommandFailedError(r.name, result);
-      }
-    }
-    state.declared.set(key(r), r);
-  }
-  return report;
+  const commandOutput = new Map<string, RunResult>();
+  const steps = await up(declaration.resources, state.snapshot, {
+    providers: await providers(opts.remote, commandOutput),
+    targets: opts.targets,
+  });
+  return { steps, actions: actionsOf(steps), commandOutput };
 }
 
-/** Removes the containers an apply created. */
-export async function destroy(state: RealizedState): Promise<void> {
-  const docker = await ensureDocker();
-  for (const id of state.containerIds.values()) {
-    await docker
-      .getContainer(id)
-      .remove({ force: true })
-      .catch(() => undefined);
-  }
+/** `pulumi destroy`: deletes everything in `state`, in reverse dependency order. */
+export async function destroy(
+  state: RealizedState,
+  opts: { remote?: RemoteRunner } = {},
+): Promise<ApplyReport> {
+  const commandOutput = new Map<string, RunResult>();
+  const steps = await destroyModel(state.snapshot, {
+    providers: await providers(opts.remote, commandOutput),
+  });
+  return { steps, actions: actionsOf(steps), commandOutput };
 }
