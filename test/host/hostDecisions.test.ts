@@ -218,7 +218,7 @@ describe("issue 10 questionable cases, decided", hostGate(), () => {
         "bash",
         "-s",
         "--",
-        "fetch",
+        "prepare",
         "--root",
         root,
         "--repo",

@@ -494,7 +494,7 @@ describe("issue 10 defects", hostGate(), () => {
         "bash",
         "-s",
         "--",
-        "setup",
+        "init",
         "--root",
         root,
       ],
