@@ -984,10 +984,18 @@ clean_temporaries() {
             warn "could not remove $d left by an interrupted deploy: $(last_output)"
         fi
     done
-    rm -f -- "$ROOT"/.current.new "$ROOT"/.previous.new "$ROOT"/.current.restore \
-        "$ROOT"/.previous.restore "$ROOT"/.lock.holder.tmp-* "$ROOT"/.history.tmp-* 2>/dev/null || true
-    [[ -L $ROOT/.switch ]] || rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
-    [[ ! -d $ROOT/repo.git ]] || clean_fetch_debris
+    local leftovers=()
+    for d in "$ROOT"/.current.new "$ROOT"/.previous.new "$ROOT"/.current.restore \
+        "$ROOT"/.previous.restore "$ROOT"/.lock.holder.tmp-* "$ROOT"/.history.tmp-*; do
+        [[ ! -e $d && ! -L $d ]] || leftovers+=("$d")
+    done
+    if [[ ! -L $ROOT/.switch ]]; then
+        for d in "$ROOT/.switch.current" "$ROOT/.switch.previous"; do
+            [[ ! -e $d && ! -L $d ]] || leftovers+=("$d")
+        done
+    fi
+    ((${#leftovers[@]} == 0)) || rm -f -- "${leftovers[@]}" 2>/dev/null || true
+    clean_fetch_debris
 }
 
 # Removes a tree touchdeploy made read-only; never follows a symlink (one named like a release
@@ -1003,9 +1011,13 @@ remove_tree() {
 
 # git's leftovers of a fetch that failed or was killed: they can keep a disk full.
 clean_fetch_debris() {
-    rm -f -- "$ROOT"/repo.git/objects/pack/tmp_* "$ROOT"/repo.git/objects/??/tmp_obj_* \
-        "$ROOT"/repo.git/objects/pack/*.temp "$ROOT"/repo.git/objects/??/*.temp 2>/dev/null || true
-    rm -rf -- "$ROOT"/repo.git/objects/incoming-* "$ROOT"/repo.git/objects/tmp_objdir* 2>/dev/null || true
+    local f debris=()
+    for f in "$ROOT"/repo.git/objects/pack/tmp_* "$ROOT"/repo.git/objects/??/tmp_obj_* \
+        "$ROOT"/repo.git/objects/pack/*.temp "$ROOT"/repo.git/objects/??/*.temp \
+        "$ROOT"/repo.git/objects/incoming-* "$ROOT"/repo.git/objects/tmp_objdir*; do
+        [[ ! -e $f ]] || debris+=("$f")
+    done
+    ((${#debris[@]} == 0)) || rm -rf -- "${debris[@]}" 2>/dev/null || true
 }
 
 # The journal of a switch: .switch.current and .switch.previous are what current and previous
@@ -1066,14 +1078,20 @@ step_recover() {
 }
 
 step_layout() {
-    mkdir -p -- "$ROOT/releases" "$ROOT/shared" 2>/dev/null ||
-        die "$E_UNEXPECTED" "cannot create releases/ and shared/ in $ROOT as $(who_am_i)"
+    if [[ ! -d $ROOT/releases || ! -d $ROOT/shared ]]; then
+        mkdir -p -- "$ROOT/releases" "$ROOT/shared" 2>/dev/null ||
+            die "$E_UNEXPECTED" "cannot create releases/ and shared/ in $ROOT as $(who_am_i)"
+        check_root_mode
+    fi
     if [[ ! -f $ROOT/repo.git/HEAD ]]; then
         run_limited 60 git init --quiet --bare -- "$ROOT/repo.git" ||
             die "$E_UNEXPECTED" "cannot create the cache $ROOT/repo.git: $(last_output)"
     fi
     check_links
     ensure_trigger
+}
+
+check_root_mode() {
     local mode
     mode=$(stat -c %a -- "$ROOT")
     if (((8#$mode & 8#005) != 8#005)); then
@@ -1112,9 +1130,8 @@ GIT_USERNAME=
 GIT_PASSWORD=
 URL_CREDENTIALS=0
 
-# The commit is in the cache, with its ref and every object of its tree.
-cache_complete() {
-    [[ $(git_local rev-parse -q --verify "refs/touchdeploy/commits/$1" 2>/dev/null) == "$1" ]] || return 1
+# Every object of the commit's tree is in the cache.
+cache_connected() {
     run_limited 300 git -C "$ROOT/repo.git" rev-list --objects --no-walk "$1"
 }
 
@@ -1186,16 +1203,18 @@ git_verdict() {
 }
 
 step_fetch() {
-    if release_ok "$COMMIT" && cache_has_ref "$COMMIT"; then
+    local has_ref=0
+    ! cache_has_ref "$COMMIT" || has_ref=1
+    if ((has_ref)) && release_ok "$COMMIT"; then
         say "fetch    $(short "$COMMIT") already fetched (releases/$(short "$COMMIT"))"
         ALREADY_FETCHED=1
         return 0
     fi
-    if cache_complete "$COMMIT"; then
+    if ((has_ref)) && cache_connected "$COMMIT"; then
         say "fetch    $(short "$COMMIT") already in the local cache (repo.git)"
         return 0
     fi
-    if cache_has_ref "$COMMIT"; then
+    if ((has_ref)); then
         # Fetched once, objects missing since: git would not fetch them again (it has the ref).
         say "clean    $(short "$COMMIT") is incomplete in repo.git: starting a new cache"
         reset_cache
@@ -1215,6 +1234,11 @@ step_fetch() {
 fetch_into_cache() {
     local rc=0 first
     git_fetch sha || rc=$?
+    if ((rc == 0)); then
+        # git checked that the commit is complete before it wrote refs/touchdeploy/commits/<sha>.
+        history_add fetched "$COMMIT"
+        return 0
+    fi
     if ((rc != 0)); then
         first=$FETCH_ERR
         if ((rc == 124 || rc == 137)); then
@@ -1231,7 +1255,7 @@ fetch_into_cache() {
         die "$E_MISSING" "commit $COMMIT not found in $REPO_SHOWN: push it first (or check the SHA); nothing was changed"
     fi
     cache_has_ref "$COMMIT" || git_local update-ref "refs/touchdeploy/commits/$COMMIT" "$COMMIT"
-    cache_complete "$COMMIT" ||
+    cache_connected "$COMMIT" ||
         die "$E_MISSING" "commit $(short "$COMMIT") is incomplete in $ROOT/repo.git after the fetch: $(last_output | redact_text)"
     history_add fetched "$COMMIT"
 }
@@ -1559,6 +1583,7 @@ dependency_guard() {
 
 OLD_CURRENT=
 OLD_PREVIOUS=
+NEW_PREVIOUS=
 SWITCH_LINKS=1
 DONE_EARLY=0
 VERB=deploy
@@ -1604,14 +1629,13 @@ step_target() {
 
 # Everything that can fail, before anything live changes.
 step_check() {
-    local rel=$ROOT/releases/$COMMIT app real_rel real_ini
+    local rel=$ROOT/releases/$COMMIT app real_rel='' real_ini=
     release_ok "$COMMIT" ||
         die "$E_MISSING" "release $(short "$COMMIT") is not fetched under $ROOT/releases: run fetch first"
     app="$rel${SUBDIR:+/$SUBDIR}"
     if [[ ${SUB_ROW[0]} != rollback || -n $SUBDIR ]]; then
         # The app and its uwsgi.ini must be in the release (a symlink may point within it).
-        real_rel=$(realpath -e -- "$rel")
-        real_ini=$(realpath -e -- "$app/uwsgi.ini" 2>/dev/null) || real_ini=
+        { read -r real_rel && read -r real_ini; } < <(realpath -e -- "$rel" "$app/uwsgi.ini" 2>/dev/null) || true
         [[ -n $real_ini && -f $real_ini && $real_ini == "$real_rel"/* ]] ||
             die "$E_USAGE" "commit $(short "$COMMIT") has no ${SUBDIR:+$SUBDIR/}uwsgi.ini${real_ini:+ inside the release (it points to $real_ini)}: check --subdir (the app's directory in the repository); nothing was switched"
     fi
@@ -1642,7 +1666,9 @@ step_check() {
 prepare_switch() {
     local what
     rm -f -- "$ROOT/.current.new" "$ROOT/.previous.new" "$ROOT/.switch.current" "$ROOT/.switch.previous"
+    NEW_PREVIOUS=${OLD_CURRENT:-$OLD_PREVIOUS}
     if [[ $OLD_CURRENT == "$COMMIT" ]]; then
+        NEW_PREVIOUS=$OLD_PREVIOUS
         SWITCH_LINKS=0
         return 0
     fi
@@ -1834,12 +1860,11 @@ undo_signal() {
 # run), and always current and previous. A failed release goes first. Problems are warnings.
 
 step_prune() {
-    local live previous name removed=() problems=() n
+    local live=$COMMIT previous=$NEW_PREVIOUS name removed=() problems=() t event sha
     local -A live_at=() fetched_at=() tried=() keep=()
-    live=$(link_sha current)
-    previous=$(link_sha previous)
+    # current and previous are what this run made them: no readlink needed.
     step prune "keeping the newest $KEEP releases"
-    local names=() t event sha
+    local names=()
     for name in "$ROOT"/releases/*; do
         name=${name##*/}
         [[ $name =~ ^[0-9a-f]{40}$ ]] || continue
@@ -1849,64 +1874,93 @@ step_prune() {
         fi
         names+=("$name")
     done
-    if [[ -f $ROOT/.history ]]; then
-        while read -r t event sha; do
-            [[ $t =~ ^[0-9]+$ && $sha =~ ^[0-9a-f]{40}$ ]] || continue
-            case $event in
-            live) live_at[$sha]=$t tried[$sha]=1 ;;
-            failed) tried[$sha]=1 ;;
-            fetched) fetched_at[$sha]=$t ;;
-            esac
-        done <"$ROOT/.history"
+    if ((${#names[@]} > KEEP)); then
+        if [[ -f $ROOT/.history ]]; then
+            while read -r t event sha; do
+                [[ $t =~ ^[0-9]+$ && $sha =~ ^[0-9a-f]{40}$ ]] || continue
+                case $event in
+                live) live_at[$sha]=$t tried[$sha]=1 ;;
+                failed) tried[$sha]=1 ;;
+                fetched) fetched_at[$sha]=$t ;;
+                esac
+            done <"$ROOT/.history"
+        fi
+        # Releases the history does not know (made before it existed): their directory's time.
+        for name in "${names[@]}"; do
+            if [[ -z ${live_at[$name]+x} && -z ${fetched_at[$name]+x} && -z ${tried[$name]+x} ]]; then
+                t=$(stat -c %Y -- "$ROOT/releases/$name" 2>/dev/null) || t=0
+                live_at[$name]=${t}000000000 tried[$name]=1
+            fi
+        done
+        [[ -z $live ]] || keep[$live]=1
+        [[ -z $previous ]] || keep[$previous]=1
+        keep_newest live_at 1
+        keep_newest fetched_at 0
+        for name in "${names[@]}"; do
+            [[ -z ${keep[$name]+x} ]] || continue
+            if remove_tree "$ROOT/releases/$name"; then
+                removed+=("$(short "$name")")
+            else
+                problems+=("could not remove releases/$(short "$name") ($(last_output | head -n 1)): remove it by hand")
+            fi
+        done
     fi
-    # Releases the history does not know (made before it existed): their directory's time.
-    for name in "${names[@]}"; do
-        if [[ -z ${live_at[$name]+x} && -z ${fetched_at[$name]+x} && -z ${tried[$name]+x} ]]; then
-            t=$(stat -c %Y -- "$ROOT/releases/$name" 2>/dev/null) || t=0
-            live_at[$name]=${t}000000000 tried[$name]=1
-        fi
-    done
-    [[ -z $live ]] || keep[$live]=1
-    [[ -z $previous ]] || keep[$previous]=1
-    n=0
-    while read -r t name; do
-        [[ -n $name ]] || continue
-        if ((++n <= KEEP)); then keep[$name]=1; fi
-    done < <(for name in "${names[@]}"; do
-        [[ -z ${tried[$name]+x} ]] || printf '%s %s\n' "${live_at[$name]:-0}" "$name"
-    done | sort -rn)
-    n=0
-    while read -r t name; do
-        [[ -n $name ]] || continue
-        if ((++n <= KEEP)); then keep[$name]=1; fi
-    done < <(for name in "${names[@]}"; do
-        [[ -n ${tried[$name]+x} ]] || printf '%s %s\n' "${fetched_at[$name]:-0}" "$name"
-    done | sort -rn)
-    for name in "${names[@]}"; do
-        [[ -z ${keep[$name]+x} ]] || continue
-        if remove_tree "$ROOT/releases/$name"; then
-            removed+=("$(short "$name")")
-        else
-            problems+=("could not remove releases/$(short "$name") ($(last_output | head -n 1)): remove it by hand")
-        fi
-    done
-    prune_cache
-    compact_history
+    prune_cache "${#removed[@]}"
+    ((${#removed[@]} == 0)) || compact_history
     step_done "removed ${#removed[@]}${removed[*]:+ (${removed[*]})}"
     for name in "${problems[@]}"; do warn "prune: $name"; done
 }
 
+# Marks in keep[] the KEEP releases of names[] with the latest time in the array named $1,
+# among those tried ($2 = 1) or never tried ($2 = 0); a tie goes to the greater name.
+keep_newest() {
+    local -n times=$1
+    local want=$2 n best name is_tried
+    local -A taken=()
+    for ((n = 0; n < KEEP; n++)); do
+        best=
+        for name in "${names[@]}"; do
+            is_tried=0
+            [[ -z ${tried[$name]+x} ]] || is_tried=1
+            ((is_tried == want)) || continue
+            [[ -z ${taken[$name]+x} ]] || continue
+            if [[ -z $best ]] || ((${times[$name]:-0} > ${times[$best]:-0})); then
+                best=$name
+            elif ((${times[$name]:-0} == ${times[$best]:-0})) && [[ $name > $best ]]; then
+                best=$name
+            fi
+        done
+        [[ -n $best ]] || break
+        taken[$best]=1
+        keep[$best]=1
+    done
+}
+
 # Refs of commits whose release is gone (or never extracted) would keep their objects forever.
+# Read from the ref files and packed-refs: no git process when there is nothing to delete.
 prune_cache() {
-    local ref sha lines=()
-    while read -r ref; do
+    local ref sha line deletions=()
+    for ref in "$ROOT"/repo.git/refs/touchdeploy/commits/*; do
         sha=${ref##*/}
-        [[ -d $ROOT/releases/$sha ]] || lines+=("delete $ref")
-    done < <(git_local for-each-ref --format='%(refname)' refs/touchdeploy/commits 2>/dev/null || true)
-    if ((${#lines[@]})); then
-        printf '%s\n' "${lines[@]}" | git_local update-ref --stdin 2>/dev/null || true
+        if [[ $sha =~ ^[0-9a-f]{40}$ && ! -d $ROOT/releases/$sha ]]; then
+            deletions+=("delete refs/touchdeploy/commits/$sha")
+        fi
+    done
+    if [[ -f $ROOT/repo.git/packed-refs ]]; then
+        while read -r _ line; do
+            [[ $line == refs/touchdeploy/commits/* ]] || continue
+            sha=${line##*/}
+            if [[ $sha =~ ^[0-9a-f]{40}$ && ! -d $ROOT/releases/$sha ]]; then
+                deletions+=("delete $line")
+            fi
+        done <"$ROOT/repo.git/packed-refs"
     fi
-    run_limited 300 git -C "$ROOT/repo.git" -c gc.autoDetach=false gc --auto --quiet || true
+    if ((${#deletions[@]})); then
+        printf '%s\n' "${deletions[@]}" | git_local update-ref --stdin 2>/dev/null || true
+    fi
+    if (($1 > 0 || ${#deletions[@]} > 0)); then
+        run_limited 300 git -C "$ROOT/repo.git" -c gc.autoDetach=false gc --auto --quiet || true
+    fi
 }
 
 # Keeps the history's last event of each kind for releases still on disk, and the triggers.
