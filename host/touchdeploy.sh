@@ -234,14 +234,34 @@ redact_text() { sed -E -e 's#(://)[^/@[:space:]]*@#\1***@#g' -e 's#([?&][^=&[:sp
 # Single-quotes a word for /bin/sh (GIT_SSH_COMMAND is run by sh, which may not be bash).
 sh_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
-# Splits a table row on | and trims each field into the array ROW.
+# Splits a table row on | and trims each field into the array ROW (word splitting with IFS=|
+# and no globbing: no here-string, no process).
 row() {
-    local field
+    local field fields IFS='|'
+    set -f
+    # shellcheck disable=SC2206 # split on | on purpose
+    fields=($1)
+    set +f
     ROW=()
-    IFS='|' read -r -a FIELDS <<<"$1"
-    for field in "${FIELDS[@]}"; do
+    for field in "${fields[@]}"; do
         field=${field#"${field%%[![:space:]]*}"}
         ROW+=("${field%"${field##*[![:space:]]}"}")
+    done
+}
+
+# The tables' rows by name, split once: SUB_ROWS[name] and OPTION_ROWS[name] hold the row's
+# index; ALIASES[old name] the new one.
+declare -A SUB_ROWS=() OPTION_ROWS=() ALIASES=()
+index_tables() {
+    local i
+    for i in "${!SUBCOMMANDS[@]}"; do
+        row "${SUBCOMMANDS[$i]}"
+        SUB_ROWS[${ROW[0]}]=$i
+        [[ -z ${ROW[1]} ]] || ALIASES[${ROW[1]}]=${ROW[0]}
+    done
+    for i in "${!OPTIONS[@]}"; do
+        row "${OPTIONS[$i]}"
+        OPTION_ROWS[${ROW[0]}]=$i
     done
 }
 
@@ -250,30 +270,25 @@ row() {
 
 # Sets SUB_ROW (the SUBCOMMANDS row of $1 or its old name), or returns 1.
 find_subcommand() {
-    local r
-    for r in "${SUBCOMMANDS[@]}"; do
-        row "$r"
-        if [[ $1 == "${ROW[0]}" || (-n ${ROW[1]} && $1 == "${ROW[1]}") ]]; then
-            SUB_ROW=("${ROW[@]}")
-            return 0
-        fi
-    done
-    return 1
+    local name=${ALIASES[${1:-.}]:-${1:-.}}
+    [[ -n ${SUB_ROWS[$name]+x} ]] || return 1
+    row "${SUBCOMMANDS[${SUB_ROWS[$name]}]}"
+    SUB_ROW=("${ROW[@]}")
 }
 
 # The options of subcommand row SUB_ROW: REQUIRED and ALLOWED (required + optional) arrays;
 # "@fetch" in the optional column stands for all of fetch's options.
 options_of_row() {
-    local word words r w
-    read -r -a REQUIRED <<<"${SUB_ROW[2]}"
+    local word words w
+    # shellcheck disable=SC2206 # option names: plain words
+    REQUIRED=(${SUB_ROW[2]})
     ALLOWED=("${REQUIRED[@]}")
     for word in ${SUB_ROW[3]}; do
         words=("$word")
         if [[ $word == @* ]]; then
-            for r in "${SUBCOMMANDS[@]}"; do
-                row "$r"
-                [[ ${ROW[0]} != "${word#@}" ]] || read -r -a words <<<"${ROW[2]} ${ROW[3]}"
-            done
+            row "${SUBCOMMANDS[${SUB_ROWS[${word#@}]}]}"
+            # shellcheck disable=SC2206 # option names: plain words
+            words=(${ROW[2]} ${ROW[3]})
         fi
         for w in "${words[@]}"; do
             [[ " ${ALLOWED[*]} " == *" $w "* ]] || ALLOWED+=("$w")
@@ -283,15 +298,9 @@ options_of_row() {
 
 # Sets OPTION_ROW for option $1, or returns 1.
 find_option() {
-    local r
-    for r in "${OPTIONS[@]}"; do
-        row "$r"
-        if [[ $1 == "${ROW[0]}" ]]; then
-            OPTION_ROW=("${ROW[@]}")
-            return 0
-        fi
-    done
-    return 1
+    [[ -n ${OPTION_ROWS[$1]+x} ]] || return 1
+    row "${OPTIONS[${OPTION_ROWS[$1]}]}"
+    OPTION_ROW=("${ROW[@]}")
 }
 
 usage() {
@@ -514,10 +523,8 @@ valid_relative_path() {
     for part in "${parts[@]}"; do
         [[ -z $part || $part == . ]] || kept+=("$part")
     done
-    NORMALIZED=$(
-        IFS=/
-        printf '%s' "${kept[*]}"
-    )
+    local IFS=/
+    NORMALIZED="${kept[*]}"
 }
 
 # An empty --subdir means the release's top, like no --subdir.
@@ -2083,15 +2090,17 @@ main() {
     # Trapped, not ignored: an ignored SIGPIPE would be inherited by git, tar and curl.
     trap ':' PIPE
     local sub=${1-} t0 step
+    index_tables
     now
     t0=$NOW
     case $sub in
     -h | --help | help)
-        usage
+        # Into a pager or head, the pipe may close early: not a failure.
+        { usage || true; } 2>/dev/null
         exit 0
         ;;
     '')
-        usage >&2
+        { usage >&2 || true; } 2>/dev/null
         exit "$E_USAGE"
         ;;
     check)
