@@ -80,6 +80,7 @@ describe("host script: locking", e2eGate(["docker", "debootstrap", "git", "curl"
       const r = await runHostScript(fx.deployArgs(await fx.repo.head(), "--lock-timeout", "1"));
       assert.equal(r.code, EXIT.lockTimeout, describeRun(r));
       assert.match(r.stderr, /timed out after 1s waiting for the lock on .*, held by /);
+      // Generous on purpose (a loaded machine): it waits 1 s, not the holder's 30 s.
       assert.ok(r.durationMs < 10_000, `took ${r.durationMs} ms`);
       assert.deepEqual(snapshotRoot(fx.root), before);
     } finally {
