@@ -1690,9 +1690,12 @@ prepare_switch() {
     what="the journal"
     if [[ -n $OLD_CURRENT ]]; then
         copy_link current .previous.new && copy_link current .switch.current
-    elif [[ -n $OLD_PREVIOUS ]]; then
+    elif [[ -n $OLD_PREVIOUS && $OLD_PREVIOUS != "$COMMIT" ]]; then
         # current is dangling: a failure switches back to previous, a success keeps previous.
         copy_link previous .switch.current
+    elif [[ -L $ROOT/current ]]; then
+        # Dangling, and previous is what we go to: back to the dangling link (nothing live).
+        copy_link current .switch.current
     else
         ln -s none "$ROOT/.switch.current" 2>/dev/null
     fi || switch_not_prepared "$what"

@@ -100,6 +100,30 @@ describe("issue 10 questionable cases, decided", hostGate(), () => {
     a = p;
   });
 
+  it("questionable 3: a rollback to previous over a dangling current that fails is not switched back onto itself", async () => {
+    const local = await setupFixture("decisions-dangling", { healthTimeout: 1 });
+    try {
+      const broken = await local.repo.commitBroken();
+      const fetched = await runScript(
+        local.args("fetch", "--repo", local.repo.origin, "--commit", broken),
+      );
+      assert.equal(fetched.code, EXIT.ok, describeRun(fetched));
+      // Made by hand: previous is the broken release, current points to one that is gone.
+      fs.symlinkSync(`releases/${broken}`, path.join(local.root, "previous"));
+      fs.symlinkSync(`releases/${"d".repeat(40)}`, path.join(local.root, "current"));
+      const r = await runScript(local.args("rollback", ...local.releaseArgs()));
+      assert.equal(r.code, EXIT.urgent, describeRun(r));
+      assert.match(
+        errorLine(r),
+        new RegExp(`^touchdeploy: error: URGENT: could not roll back to ${short(broken)}: `),
+      );
+      assert.equal(fs.readlinkSync(path.join(local.root, "current")), `releases/${"d".repeat(40)}`);
+      assert.deepEqual(local.state().leftovers, []);
+    } finally {
+      await local.cleanup();
+    }
+  });
+
   it("questionable 4: rollback or release on a mistyped root changes nothing and creates nothing", async () => {
     const typo = path.join(fx.dir, "no-such-root");
     const rollback = await runScript(["rollback", "--root", typo]);

@@ -36,7 +36,8 @@ async function deployedRoot(label: string): Promise<Fixture> {
   return fx;
 }
 
-describe("destroy", hostGate(), () => {
+// Each test has its own root: they run side by side.
+describe("destroy", { ...hostGate(), concurrency: 4 }, () => {
   it("removes what touchdeploy made and keeps shared/ and state/ with their files", async () => {
     const fx = await deployedRoot("destroy-keep");
     try {

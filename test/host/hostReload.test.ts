@@ -21,7 +21,8 @@ import {
   waitFor,
 } from "./support/harness";
 
-describe("when the trigger is touched", hostGate(), () => {
+// Each test has its own root and server: they run side by side.
+describe("when the trigger is touched", { ...hostGate(), concurrency: 3 }, () => {
   it("a whole-second watcher (touch-reload) sees a deploy in the same second as the last touch", async () => {
     const fx = await setupFixture("touch-reload", { mode: "touch" });
     try {
