@@ -77,14 +77,13 @@ export const EXIT = {
 
 /**
  * The host script's subcommand for each phase. The phases are named setup → fetch → release
- * everywhere (COORD.md); the script still calls them init/prepare/activate until the host
- * track's rename lands (the old names stay accepted as aliases), so this table is the one place
- * that changes then.
+ * everywhere: resource names, subcommands, step lines and the README. The script still accepts
+ * the old names init/prepare/activate as aliases for one release.
  */
 export const SUBCOMMANDS = {
-  setup: "init",
-  fetch: "prepare",
-  release: "activate",
+  setup: "setup",
+  fetch: "fetch",
+  release: "release",
   deploy: "deploy",
   rollback: "rollback",
   destroy: "destroy",

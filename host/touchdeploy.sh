@@ -3,43 +3,21 @@
 #
 # An app root on the host is bind-mounted read-only into a long-lived uWSGI container. A code
 # deploy fetches one commit into an immutable release directory, switches the `current` symlink
-# atomically and touches the reload trigger once; uWSGI then reloads gracefully (~2 s).
+# atomically, touches the reload trigger once and waits until the server serves the commit, or
+# switches back. After any failure or signal, what is live is a release that passed its health
+# check; a deploy killed outright (SIGKILL) is switched back by the next run (see STEPS).
 #
-#   touchdeploy.sh init     --root DIR [--reload-file NAME]
-#   touchdeploy.sh prepare  --root DIR --repo URL --commit SHA [--ssh-key FILE] [--known-hosts FILE]
-#   touchdeploy.sh activate --root DIR --commit SHA [--subdir PATH] [--reload-file NAME]
-#                           [--health-url URL] [--health-timeout SECONDS] [--keep N]
-#                           [--dependency-files "a b c"] [--container-fingerprint FP]
-#   touchdeploy.sh deploy   --root DIR --repo URL --commit SHA  (prepare + activate; all options of both)
-#   touchdeploy.sh rollback --root DIR [--to SHA] [--subdir PATH] [--reload-file NAME]
-#                           [--health-url URL] [--health-timeout SECONDS]
-#   touchdeploy.sh status   --root DIR    (prints the live commit; exit 3 if none)
-#   touchdeploy.sh check    SUBCOMMAND [its options]  (validates them only; touches nothing)
-# Every subcommand that changes something also takes --lock-timeout SECONDS (default 300).
+# It is run by hand or, by the Pulumi program, as `bash -s -- SUBCOMMAND ARGS...` with this text
+# on stdin (locally or over SSH as an unprivileged deploy user). Hence: only tables and function
+# definitions at the top level, `main "$@"` is the last line, nothing reads stdin, and no
+# environment variable is needed (TOUCHDEPLOY_TRACE=1 traces; see `--help`).
 #
-# It is run by hand or, by the Pulumi program, as `bash -s -- SUBCOMMAND ARGS...` with this
-# text on stdin (locally or over SSH as an unprivileged deploy user). Hence: everything is a
-# function, `main "$@"` is the last line, nothing reads stdin, no environment variable needed.
-#
-# Layout under --root (see host/README.md):
-#   releases/<sha>/    the commit's tree (git archive) + REVISION (the sha, no newline); read-only
-#   current, previous  relative symlinks to releases/<sha>, switched by atomic rename
-#   repo.git/          bare cache the commits are fetched into
-#   shared/            operator files shared by all releases
-#   .reload            the reload trigger uWSGI watches (--reload-file)
-#   .lock, .lock.holder  per-root lock (flock) and who holds it ("pid sha started-at")
-#
-# Exit codes:
-#   0  ok, or nothing to do (already prepared / already live)
-#   1  unexpected failure, or a required host tool is missing
-#   2  bad input (option or value), or the release lacks <subdir>/uwsgi.ini
-#   3  nothing is live / nothing to roll back to
-#   4  fetch failed, commit not found in the repository, or release not prepared
-#   5  the commit's dependency fingerprint differs from the container's: container deploy needed
-#   6  health check failed; switched back and the previous release is serving again
-#   7  health check failed and nothing healthy serves: switching back failed too, or there was
-#      no other release to switch back to (URGENT)
-#   8  timed out waiting for another deploy's lock on the same root
+# Each rule lives in one place, a table below, from which `--help` is printed:
+#   SUBCOMMANDS  what each subcommand takes, runs and needs
+#   OPTIONS      each option's value, default and meaning (checked by valid_<option>)
+#   STEPS        each step, in order, and what undoes it
+#   RESERVED     the names touchdeploy owns in --root
+#   EXIT_CODES   each exit code and what to do next (host/README.md and README.md agree)
 
 set -Eeuo pipefail
 
@@ -47,59 +25,151 @@ readonly E_UNEXPECTED=1 E_USAGE=2 E_NOTHING=3 E_MISSING=4 E_DEPENDENCIES=5 E_ROL
 readonly E_URGENT=7 E_LOCK=8
 
 # ---------------------------------------------------------------------------------------------
-# Output. Progress goes to stdout, one line per step with its duration; errors to stderr.
+# Tables.
+
+# One row per subcommand, fields separated by |:
+#   name | old name (an alias, same behaviour) | required options | optional options (@fetch:
+#   those of fetch) | the steps it runs, in order (see STEPS) | tools it needs besides bash and
+#   coreutils | what it does.
+SUBCOMMANDS=(
+    'setup    | init     | root             | reload-file lock-timeout | lock recover layout | flock git | create the layout under --root (idempotent)'
+    'fetch    | prepare  | root repo commit | ssh-key known-hosts credentials-file fetch-timeout lock-timeout | lock recover layout fetch extract | flock git tar | fetch the commit into releases/<sha> (nothing live changes)'
+    'release  | activate | root commit      | subdir reload-file health-url health-timeout keep dependency-files container-fingerprint lock-timeout | lock recover check switch reload health prune | flock git realpath sha256sum | make a fetched release live: switch, reload once, wait until healthy, else switch back'
+    'deploy   |          | root repo commit | @fetch @release | lock recover layout fetch extract check switch reload health prune | flock git tar realpath sha256sum | fetch + release'
+    'rollback |          | root             | to subdir reload-file health-url health-timeout lock-timeout | lock recover target check switch reload health | flock realpath | switch to the release --to names, else to previous, as release does'
+    'status   |          | root             | | status | | print the live commit: the last one that passed its health check (exit 3 if none)'
+    'destroy  |          | root             | reload-file lock-timeout | lock destroy | flock | remove what touchdeploy made under --root; keep shared/ and state/; remove the root only if then empty'
+)
+
+# One row per option: name | value | default (empty: none) | meaning. valid_<name> checks a
+# value and sets the global of the same name in capitals (reload-file -> RELOAD_FILE).
+OPTIONS=(
+    'root                  | DIR     |         | the app root on this host: absolute, no . or .., not /'
+    'repo                  | URL     |         | absolute path or file:// (spaces allowed), ssh://, https://, http://, git://, or user@host:path'
+    'commit                | SHA     |         | the commit: 40 lowercase hex digits'
+    'to                    | SHA     |         | the release to roll back to (default: previous)'
+    'subdir                | PATH    |         | the app directory in the repository, holding uwsgi.ini (default: the top)'
+    'reload-file           | NAME    | .reload | the reload trigger in --root (a plain file name, not a reserved one)'
+    'health-url            | URL     |         | polled until it answers 200 with X-Revision: <sha> (http:// or https://)'
+    'health-timeout        | SECONDS | 60      | how long a release may take to be served'
+    'keep                  | N       | 5       | releases kept by prune, besides current, previous and recently fetched ones'
+    'dependency-files      | "A B"   |         | files (relative to --subdir) whose fingerprint must match the container'"'"'s'
+    'container-fingerprint | FP      |         | the container'"'"'s fingerprint, or unmanaged (default: its X-Touchdeploy-Fingerprint)'
+    'ssh-key               | FILE    |         | private key for fetching over SSH'
+    'known-hosts           | FILE    |         | known_hosts for fetching over SSH (only with --ssh-key)'
+    'credentials-file      | FILE    |         | USER:PASSWORD or a token, one line, mode 0600, for an https:// or http:// --repo'
+    'fetch-timeout         | SECONDS | 600     | deadline of the fetch and of the extraction (a stalled transfer ends after 30 s)'
+    'lock-timeout          | SECONDS | 300     | how long to wait for another run holding the lock on --root'
+)
+
+# The steps, in the order subcommands run them, and what undoes each when a later step fails
+# or a signal (TERM, INT, HUP) arrives. Phases as Capistrano's: starting, updating (nothing
+# live changes), publishing (from the switch until the health check passes, a failure or
+# signal switches back), finishing (the result stands). A new step goes into SUBCOMMANDS'
+# steps column and gets a step_<name> function; one between extract and switch is "updating".
+#   name | phase | what it does | undone by
+STEPS=(
+    'lock    | starting   | take <root>/.lock (flock, --lock-timeout), check it is still that file | the kernel, when the run ends'
+    'recover | starting   | switch back a release a killed run left unverified (the journal)       | -'
+    'target  | starting   | rollback: choose --to or previous                                      | -'
+    'layout  | starting   | create releases/, shared/, repo.git, the trigger                       | - (idempotent)'
+    'fetch   | updating   | fetch the commit into repo.git (by SHA, else branches and tags)        | temporary packs removed'
+    'extract | updating   | git archive into releases/.tmp-*, renamed releases/<sha> when complete | the temporary directory removed'
+    'check   | updating   | everything that can fail, before the switch; new links made aside      | the temporaries removed'
+    'switch  | publishing | write the journal, then rename previous and current                    | switch back: both links from the journal'
+    'reload  | publishing | touch the trigger once (or wait for a starting server)                 | touch again after switching back'
+    'health  | publishing | wait until the commit is served with 200; then remove the journal      | as switch'
+    'prune   | finishing  | remove old releases and their cache refs; problems are warnings        | - (the release stands)'
+    'destroy | finishing  | remove what touchdeploy made under --root, keeping shared/ and state/  | -'
+)
+
+# Names touchdeploy owns in --root (glob patterns): never a --reload-file. destroy removes all
+# of them but shared and state.
+RESERVED=(releases current previous repo.git shared state .ssh .history '.lock*' '.switch*'
+    '.current.*' '.previous.*' '.tmp-*')
+
+#   code | meaning; what to do next
+EXIT_CODES=(
+    '0   | ok, or nothing to do (already fetched, already live)'
+    '1   | a host problem (a missing tool, a path not writable, a foreign file in the way) or an unexpected failure before the switch; nothing live changed; fix what the message names and run again'
+    '2   | bad input (an option or value), or the release lacks <subdir>/uwsgi.ini; nothing changed; fix the option or the commit'
+    '3   | nothing is live, or nothing to roll back to; deploy a commit first'
+    '4   | the fetch failed, the commit is not in the repository, or the release is not fetched; nothing live changed; push the commit, check the URL, the network and the key, or run fetch'
+    '5   | the commit'"'"'s dependency fingerprint differs from the container'"'"'s, or cannot be known; nothing live changed; run a container deploy (pulumi up)'
+    '6   | the release failed its health check, or failed or was interrupted after the switch; switched back: the previous release serves again; fix and deploy again'
+    '7   | URGENT: nothing healthy serves (switching back did not become healthy, or there was nothing to switch back to); check the container now, then rollback --to SHA'
+    '8   | another run held the lock on --root longer than --lock-timeout; nothing changed; wait for it, or check the pid in <root>/.lock.holder'
+    '129 | interrupted by SIGHUP before the switch; nothing live changed; run it again'
+    '130 | interrupted by SIGINT before the switch; nothing live changed; run it again'
+    '143 | interrupted by SIGTERM before the switch; nothing live changed; run it again'
+)
+
+# ---------------------------------------------------------------------------------------------
+# Output. Progress goes to stdout, one line per step with its duration; errors to stderr, one
+# `touchdeploy: error:` line. A closed stdout (a dropped SSH session) never stops a deploy.
 
 STEP_OPEN=0
 STEP_T0=0
+NOW=0
+NOW_S=0
 
-# Nanoseconds since the epoch. bash 5 has the clock built in (no fork of `date`, which matters
-# when many hosts share a CPU, bench/README.md); bash 4.4 falls back to date.
+# The clock, without forks (bash 5 has it built in); bash 4.4 falls back to date.
 if [[ -n ${EPOCHREALTIME:-} ]]; then
-    now_ns() { local t=${EPOCHREALTIME/[.,]/}; printf '%s000' "$t"; }
-    now_s() { printf '%s' "$EPOCHSECONDS"; }
+    now() {
+        local t=${EPOCHREALTIME/[.,]/}
+        NOW=${t}000
+        NOW_S=${t:0:${#t}-6}
+    }
 else
-    now_ns() { date +%s%N; }
-    now_s() { date +%s; }
+    now() {
+        NOW=$(date +%s%N)
+        NOW_S=${NOW:0:${#NOW}-9}
+    }
 fi
 
-# Seconds since $1 (a now_ns value), as "1.23s".
+# Seconds since $1 (a NOW value), as "1.23s".
 elapsed() {
-    local d=$(($(now_ns) - $1))
+    now
+    local d=$((NOW - $1))
     printf '%d.%02ds' $((d / 1000000000)) $((d % 1000000000 / 10000000))
 }
 
-say() { printf 'touchdeploy: %s\n' "$*"; }
+# shellcheck disable=SC2059 # the format is always ours
+out() { printf "$@" 2>/dev/null || true; }
+
+say() { out 'touchdeploy: %s\n' "$*"; }
 
 # Starts a step line ("touchdeploy: fetch    abc from x ... "); step_done finishes it.
 step() {
-    printf 'touchdeploy: %-8s %s ... ' "$1" "$2"
+    out 'touchdeploy: %-8s %s ... ' "$1" "$2"
     STEP_OPEN=1
-    STEP_T0=$(now_ns)
+    now
+    STEP_T0=$NOW
 }
 
 step_done() {
-    printf '%s in %s\n' "${1:-done}" "$(elapsed "$STEP_T0")"
+    out '%s in %s\n' "${1:-done}" "$(elapsed "$STEP_T0")"
     STEP_OPEN=0
 }
 
 # A step interrupted by an error or a warning still ends its line, so stdout stays readable.
 close_step() {
     if ((STEP_OPEN)); then
-        printf '%s\n' "${1:-...}"
+        out '%s\n' "${1:-...}"
         STEP_OPEN=0
     fi
 }
 
 warn() {
     close_step
-    printf 'touchdeploy: warning: %s\n' "$*" >&2
+    printf 'touchdeploy: warning: %s\n' "$*" >&2 2>/dev/null || true
 }
 
 die() {
     local code=$1
     shift
     close_step failed
-    printf 'touchdeploy: error: %s\n' "$*" >&2
+    printf 'touchdeploy: error: %s\n' "$*" >&2 2>/dev/null || true
     exit "$code"
 }
 
@@ -108,82 +178,198 @@ show() { printf '%q' "$1"; }
 
 short() { printf '%s' "${1:0:12}"; }
 
-# Hides credentials in a URL: https://token@h/x and https://user:pass@h/x -> https://***@h/x,
-# ssh://git:pass@h/x -> ssh://git:***@h/x. A plain ssh user (git@github.com) is kept.
+# "releases/<short sha>", or $2 when there is no sha.
+release_shown() {
+    if [[ -n $1 ]]; then printf 'releases/%s' "${1:0:12}"; else printf '%s' "$2"; fi
+}
+
+# Who runs this, for messages ("uid 1500 (deploy)"); id -un of a uid without a name prints the
+# number and fails, so it is only used when it names someone.
+who_am_i() {
+    local name
+    name=$(id -un 2>/dev/null) || name=
+    [[ -n $name && $name != "$EUID" ]] && printf 'uid %s (%s)' "$EUID" "$name" || printf 'uid %s' "$EUID"
+}
+
+# Hides credentials in a URL: any user info of an http(s) URL (https://token@h, https://u:p@h)
+# becomes ***, a password elsewhere (ssh://git:pass@h) becomes git:***, and every query value
+# (?access_token=...) becomes ***. A plain scp-like user (git@github.com:x) is kept.
 redact() {
-    local url=$1 re='^([A-Za-z][A-Za-z0-9+.-]*://)([^/@]*)@(.*)$'
+    local url=$1 re='^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)$'
     if [[ $url =~ $re ]]; then
-        local scheme=${BASH_REMATCH[1]} userinfo=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
-        if [[ $userinfo == *:* ]]; then
-            userinfo="${userinfo%%:*}:***"
-        elif [[ $scheme == http://* || $scheme == https://* ]]; then
-            userinfo='***'
+        local scheme=${BASH_REMATCH[1]} auth=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]} userinfo
+        if [[ $auth == *@* ]]; then
+            userinfo=${auth%@*}
+            if [[ $scheme == [Hh][Tt][Tt][Pp]://* || $scheme == [Hh][Tt][Tt][Pp][Ss]://* ]]; then
+                userinfo='***'
+            elif [[ $userinfo == *:* ]]; then
+                userinfo="${userinfo%%:*}:***"
+            fi
+            auth="$userinfo@${auth##*@}"
         fi
-        url="$scheme$userinfo@$rest"
+        if [[ $rest == *\?* ]]; then
+            local path=${rest%%\?*} query=${rest#*\?} fragment='' part parts=() kept=()
+            if [[ $query == *#* ]]; then
+                fragment="#${query#*#}"
+                query=${query%%#*}
+            fi
+            IFS='&' read -r -a parts <<<"$query"
+            for part in "${parts[@]}"; do
+                [[ $part != *=* ]] || part="${part%%=*}=***"
+                kept+=("$part")
+            done
+            rest="$path?$(
+                IFS='&'
+                printf '%s' "${kept[*]}"
+            )$fragment"
+        fi
+        url=$scheme$auth$rest
     fi
     printf '%s' "$url"
 }
 
-# Same for free text from git (its messages can quote the URL it was given).
-redact_text() { sed -E 's#(://)[^/@[:space:]]*@#\1***@#g'; }
+# Same for free text from git or curl (their messages can quote a URL).
+redact_text() { sed -E -e 's#(://)[^/@[:space:]]*@#\1***@#g' -e 's#([?&][^=&[:space:]]*=)[^&[:space:]]*#\1***#g'; }
 
 # Single-quotes a word for /bin/sh (GIT_SSH_COMMAND is run by sh, which may not be bash).
 sh_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
-on_unexpected_error() {
-    local code=$1 line=$2 cmd=$3
-    trap - ERR
-    close_step failed
-    printf 'touchdeploy: error: unexpected failure (status %s) at line %s: %s; nothing was rolled back, check the output above\n' \
-        "$code" "$line" "$cmd" >&2
-    exit "$E_UNEXPECTED"
+# Splits a table row on | and trims each field into the array ROW (word splitting with IFS=|
+# and no globbing: no here-string, no process).
+row() {
+    local field fields IFS='|'
+    set -f
+    # shellcheck disable=SC2206 # split on | on purpose
+    fields=($1)
+    set +f
+    ROW=()
+    for field in "${fields[@]}"; do
+        field=${field#"${field%%[![:space:]]*}"}
+        ROW+=("${field%"${field##*[![:space:]]}"}")
+    done
+}
+
+# The tables' rows by name, split once: SUB_ROWS[name] and OPTION_ROWS[name] hold the row's
+# index; ALIASES[old name] the new one.
+declare -A SUB_ROWS=() OPTION_ROWS=() ALIASES=()
+index_tables() {
+    local i
+    for i in "${!SUBCOMMANDS[@]}"; do
+        row "${SUBCOMMANDS[$i]}"
+        SUB_ROWS[${ROW[0]}]=$i
+        [[ -z ${ROW[1]} ]] || ALIASES[${ROW[1]}]=${ROW[0]}
+    done
+    for i in "${!OPTIONS[@]}"; do
+        row "${OPTIONS[$i]}"
+        OPTION_ROWS[${ROW[0]}]=$i
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Help, printed from the tables.
+
+# Sets SUB_ROW (the SUBCOMMANDS row of $1 or its old name), or returns 1.
+find_subcommand() {
+    local name=${ALIASES[${1:-.}]:-${1:-.}}
+    [[ -n ${SUB_ROWS[$name]+x} ]] || return 1
+    row "${SUBCOMMANDS[${SUB_ROWS[$name]}]}"
+    SUB_ROW=("${ROW[@]}")
+}
+
+# The options of subcommand row SUB_ROW: REQUIRED and ALLOWED (required + optional) arrays;
+# "@fetch" in the optional column stands for all of fetch's options.
+options_of_row() {
+    local word words w
+    # shellcheck disable=SC2206 # option names: plain words
+    REQUIRED=(${SUB_ROW[2]})
+    ALLOWED=("${REQUIRED[@]}")
+    for word in ${SUB_ROW[3]}; do
+        words=("$word")
+        if [[ $word == @* ]]; then
+            row "${SUBCOMMANDS[${SUB_ROWS[${word#@}]}]}"
+            # shellcheck disable=SC2206 # option names: plain words
+            words=(${ROW[2]} ${ROW[3]})
+        fi
+        for w in "${words[@]}"; do
+            [[ " ${ALLOWED[*]} " == *" $w "* ]] || ALLOWED+=("$w")
+        done
+    done
+}
+
+# Sets OPTION_ROW for option $1, or returns 1.
+find_option() {
+    [[ -n ${OPTION_ROWS[$1]+x} ]] || return 1
+    row "${OPTIONS[${OPTION_ROWS[$1]}]}"
+    OPTION_ROW=("${ROW[@]}")
 }
 
 usage() {
-    cat <<'EOF'
-usage: touchdeploy.sh SUBCOMMAND --root DIR [options]
-  init     --root DIR [--reload-file NAME]
-  prepare  --root DIR --repo URL --commit SHA [--ssh-key FILE] [--known-hosts FILE]
-  activate --root DIR --commit SHA [--subdir PATH] [--reload-file NAME] [--health-url URL]
-           [--health-timeout SECONDS] [--keep N] [--dependency-files "a b c"]
-           [--container-fingerprint FP]
-  deploy   --root DIR --repo URL --commit SHA [options of prepare and activate]
-  rollback --root DIR [--to SHA] [--subdir PATH] [--reload-file NAME] [--health-url URL]
-           [--health-timeout SECONDS]
-  status   --root DIR
-  check    SUBCOMMAND [options]   validates the options of SUBCOMMAND; changes nothing
-Changing subcommands also take --lock-timeout SECONDS (default 300).
-Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 nothing live, 4 fetch/commit/release missing,
-5 dependencies changed, 6 unhealthy and rolled back, 7 unhealthy and rollback failed, 8 lock timeout.
-EOF
+    local r o line words width=96 name
+    printf 'usage: touchdeploy.sh SUBCOMMAND --root DIR [--option VALUE ...]\n\n'
+    printf 'Subcommands (the old name in brackets is still accepted):\n'
+    for r in "${SUBCOMMANDS[@]}"; do
+        row "$r"
+        SUB_ROW=("${ROW[@]}")
+        name=${SUB_ROW[0]}
+        options_of_row
+        words=()
+        for o in "${ALLOWED[@]}"; do
+            find_option "$o"
+            if [[ " ${REQUIRED[*]} " == *" $o "* ]]; then
+                words+=("--$o ${OPTION_ROW[1]}")
+            else
+                words+=("[--$o ${OPTION_ROW[1]}]")
+            fi
+        done
+        line=$(printf '  %-8s' "$name")
+        for o in "${words[@]}"; do
+            if ((${#line} + ${#o} + 1 > width)); then
+                printf '%s\n' "$line"
+                line=$(printf '  %-8s' '')
+            fi
+            line+=" $o"
+        done
+        printf '%s\n' "$line"
+        printf '  %-8s %s%s\n' '' "${SUB_ROW[6]}" "${SUB_ROW[1]:+ [${SUB_ROW[1]}]}"
+    done
+    printf '  %-8s %s\n  %-8s %s\n' check 'SUBCOMMAND [its options]' '' \
+        'validate the options exactly as SUBCOMMAND would; change nothing'
+    printf '\nOptions (--name VALUE or --name=VALUE, each at most once):\n'
+    for r in "${OPTIONS[@]}"; do
+        row "$r"
+        printf '  %-32s %s%s\n' "--${ROW[0]} ${ROW[1]}" "${ROW[3]}" "${ROW[2]:+ (default ${ROW[2]})}"
+    done
+    printf '\nSteps, in order, and what undoes each (a failure or signal after the switch switches back):\n'
+    for r in "${STEPS[@]}"; do
+        row "$r"
+        printf '  %-8s %-11s %s; undone by: %s\n' "${ROW[0]}" "${ROW[1]}" "${ROW[2]}" "${ROW[3]}"
+    done
+    printf '\nNames reserved in --root: %s\n' "${RESERVED[*]}"
+    printf '\nExit codes:\n'
+    for r in "${EXIT_CODES[@]}"; do
+        row "$r"
+        printf '  %-4s %s\n' "${ROW[0]}" "${ROW[1]}"
+    done
+    printf '\nEnvironment: TOUCHDEPLOY_TRACE=1 traces every command on stderr (set -x; never credentials).\n'
 }
 
 # ---------------------------------------------------------------------------------------------
 # Arguments. Everything is validated before anything is touched; no value is ever evaluated.
 
-declare -A OPT=()
+# The options' globals (OPTIONS), set by validate_options to the checked value or the default.
+ROOT='' REPO='' COMMIT='' TO='' SUBDIR='' RELOAD_FILE='' HEALTH_URL='' HEALTH_TIMEOUT=''
+KEEP='' CONTAINER_FINGERPRINT='' SSH_KEY='' KNOWN_HOSTS='' CREDENTIALS_FILE=''
+FETCH_TIMEOUT='' LOCK_TIMEOUT=''
+DEPENDENCY_FILES=()
+
 # 1 for `check`: validate values only (files are not required to exist here).
 CHECK_ONLY=0
 
-# The options each subcommand accepts.
-options_of() {
-    local prepare="repo commit ssh-key known-hosts"
-    local activate="commit subdir reload-file health-url health-timeout keep dependency-files container-fingerprint"
-    case $1 in
-    init) echo "root reload-file lock-timeout" ;;
-    prepare) echo "root $prepare lock-timeout" ;;
-    activate) echo "root $activate lock-timeout" ;;
-    deploy) echo "root repo ssh-key known-hosts $activate lock-timeout" ;;
-    rollback) echo "root to subdir reload-file health-url health-timeout lock-timeout" ;;
-    status) echo "root" ;;
-    esac
-}
-
 parse_args() {
-    local sub=$1
+    local sub=$1 name value o
     shift
-    local allowed name value
-    allowed=" $(options_of "$sub") "
+    declare -gA GIVEN=()
+    options_of_row
     while (($#)); do
         case $1 in
         --?*=*)
@@ -204,20 +390,33 @@ parse_args() {
             die "$E_USAGE" "unexpected argument $(show "$1") for '$sub' (options are --name VALUE)"
             ;;
         esac
-        if [[ ! $name =~ ^[a-z][a-z-]*$ || $allowed != *" $name "* ]]; then
-            local accepted=() list
-            read -r -a accepted <<<"$allowed"
-            printf -v list ' --%s' "${accepted[@]}"
+        if [[ ! $name =~ ^[a-z][a-z-]*$ || " ${ALLOWED[*]} " != *" $name "* ]]; then
+            local list
+            printf -v list ' --%s' "${ALLOWED[@]}"
             die "$E_USAGE" "unknown option --$(show "$name") for '$sub' (accepted:$list)"
         fi
-        if [[ -n ${OPT[$name]+set} ]]; then
+        if [[ -n ${GIVEN[$name]+set} ]]; then
             die "$E_USAGE" "option --$name given twice"
         fi
-        OPT[$name]=$value
+        GIVEN[$name]=$value
+    done
+    for o in "${REQUIRED[@]}"; do
+        find_option "$o"
+        [[ -n ${GIVEN[$o]+set} ]] || die "$E_USAGE" "'$sub' needs --$o ${OPTION_ROW[1]}"
     done
 }
 
-bad() { die "$E_USAGE" "--$1 $(show "$2"): $3"; }
+bad() {
+    local value
+    value=$(show "$2")
+    case $1 in
+    repo | health-url)
+        value=$(show "$(redact "$2")")
+        value=${value//\\\*/*}
+        ;;
+    esac
+    die "$E_USAGE" "--$1 $value: $3"
+}
 
 no_control_chars() {
     if [[ $2 == *[[:cntrl:]]* ]]; then
@@ -225,28 +424,52 @@ no_control_chars() {
     fi
 }
 
-validate_sha() {
-    [[ $2 =~ ^[0-9a-f]{40}$ ]] || bad "$1" "$2" "must be a full commit SHA: exactly 40 lowercase hex digits"
+# Fills every option's global: the validated value, else the default.
+validate_options() {
+    local r name var
+    for r in "${OPTIONS[@]}"; do
+        row "$r"
+        name=${ROW[0]}
+        var=${name^^}
+        var=${var//-/_}
+        if [[ $name == dependency-files ]]; then
+            DEPENDENCY_FILES=()
+        else
+            printf -v "$var" '%s' "${ROW[2]}"
+        fi
+        if [[ -n ${GIVEN[$name]+set} ]]; then
+            "valid_${name//-/_}" "${GIVEN[$name]}"
+        fi
+    done
+    GIVEN_REPO=${GIVEN[repo]-}
+    valid_combination
+    # What messages show, made before a trace could show the values they hide.
+    REPO_SHOWN=$(redact "$GIVEN_REPO")
+    HEALTH_SHOWN=$(redact "$HEALTH_URL")
+    unset GIVEN
 }
 
-validate_root() {
+valid_root() {
     local v=$1
     no_control_chars root "$v"
     [[ $v == /* ]] || bad root "$v" "must be an absolute path"
     [[ /$v/ != */../* && /$v/ != */./* ]] || bad root "$v" "must not contain . or .. components"
     while [[ $v == */ && $v != / ]]; do v=${v%/}; done
     [[ $v != / ]] || bad root "$v" "must not be /"
-    OPT[root]=$v
+    ROOT=$v
 }
 
-validate_repo() {
-    local v=$1
-    # Characters a repository URL or path needs; no quotes, spaces, $, `, ;, |, &, <, >, \ ...
-    local charset='^[]A-Za-z0-9._~:/?#@!%+,=[-]+$'
+# Sets REPO (as git gets it: without credentials), and GIT_USERNAME/GIT_PASSWORD from the user
+# info of an http(s) URL (percent-decoded, as git would). A local path or file:// URL may
+# contain spaces; URLs are percent-encoded.
+valid_repo() {
+    local v=$1 charset
+    local url_chars='^[]A-Za-z0-9._~:/?#@!%+,=[-]+$' local_chars='^[]A-Za-z0-9._~:/?#@!%+,=[ -]+$'
     local scp='^[A-Za-z0-9_][A-Za-z0-9._-]*@[A-Za-z0-9_][A-Za-z0-9._-]*:.+$'
     no_control_chars repo "$v"
     [[ $v != -* ]] || bad repo "$v" "must not start with -"
-    [[ $v =~ $charset ]] || bad repo "$v" "contains a character not allowed in a repository URL (percent-encode it)"
+    case $v in /* | file://*) charset=$local_chars ;; *) charset=$url_chars ;; esac
+    [[ $v =~ $charset ]] || bad repo "$v" "contains a character not allowed in a repository URL (percent-encode it; spaces only in a local path)"
     [[ $v != *://-* && $v != *@-* ]] || bad repo "$v" "a host must not start with -"
     case $v in
     /* | file://?* | ssh://?* | https://?* | http://?* | git://?*) ;;
@@ -256,122 +479,203 @@ validate_repo() {
             bad repo "$v" "must be an absolute path, a file://, ssh://, https://, http:// or git:// URL, or user@host:path"
         ;;
     esac
+    REPO=$v
+    GIT_USERNAME=
+    GIT_PASSWORD=
+    URL_CREDENTIALS=0
+    local re='^(https?://)([^/?#]*)@([^/?#@]+)(.*)$'
+    if [[ $v =~ $re ]]; then
+        local userinfo=${BASH_REMATCH[2]}
+        REPO=${BASH_REMATCH[1]}${BASH_REMATCH[3]}${BASH_REMATCH[4]}
+        URL_CREDENTIALS=1
+        if [[ $userinfo == *:* ]]; then
+            GIT_USERNAME=$(percent_decode "${userinfo%%:*}")
+            GIT_PASSWORD=$(percent_decode "${userinfo#*:}")
+        else
+            # A token alone (https://TOKEN@host): git sends it as the user name.
+            GIT_USERNAME=$(percent_decode "$userinfo")
+        fi
+    fi
 }
 
-# A relative path inside a release: used for --subdir and each --dependency-files entry.
-# Plain path characters only: these also travel in container environment and log lines.
-validate_relative_path() {
-    local name=$1 v=$2
+percent_decode() { printf '%b' "${1//%/\\x}"; }
+
+valid_commit() { valid_sha commit "$1" COMMIT; }
+valid_to() { valid_sha to "$1" TO; }
+
+valid_sha() {
+    [[ $2 =~ ^[0-9a-f]{40}$ ]] || bad "$1" "$2" "must be a full commit SHA: exactly 40 lowercase hex digits"
+    printf -v "$3" '%s' "$2"
+}
+
+# A relative path inside a release: --subdir and each --dependency-files entry. Plain path
+# characters only (they also travel in container environment and log lines). Sets NORMALIZED
+# (no ./ components, no repeated or trailing /).
+valid_relative_path() {
+    local name=$1 v=$2 part parts=() kept=()
     no_control_chars "$name" "$v"
     [[ $v =~ ^[A-Za-z0-9._/@+-]+$ ]] ||
         bad "$name" "$v" "may only contain letters, digits and . _ / @ + -"
     [[ $v != /* ]] || bad "$name" "$v" "must be relative (to the release, or to the app subdir)"
     [[ $v != -* ]] || bad "$name" "$v" "must not start with -"
     [[ /$v/ != */../* ]] || bad "$name" "$v" "must not contain a .. component"
+    IFS=/ read -r -a parts <<<"$v"
+    for part in "${parts[@]}"; do
+        [[ -z $part || $part == . ]] || kept+=("$part")
+    done
+    local IFS=/
+    NORMALIZED="${kept[*]}"
 }
 
-validate_reload_file() {
-    local v=$1
-    no_control_chars reload-file "$v"
-    [[ -n $v && $v != */* && $v != . && $v != .. ]] ||
-        bad reload-file "$v" "must be a plain file name in --root (no /)"
-    [[ $v != -* ]] || bad reload-file "$v" "must not start with -"
-    case $v in
-    releases | current | previous | repo.git | shared | .lock | .lock.holder* | .current.tmp-* | .previous.tmp-*)
-        bad reload-file "$v" "is one of touchdeploy's own names in --root"
-        ;;
-    esac
+# An empty --subdir means the release's top, like no --subdir.
+valid_subdir() {
+    SUBDIR=
+    [[ -n $1 ]] || return 0
+    valid_relative_path subdir "$1"
+    SUBDIR=$NORMALIZED
 }
 
-validate_health_url() {
-    no_control_chars health-url "$1"
-    [[ $1 =~ ^https?://[^[:space:]/]+(/[^[:space:]]*)?$ ]] ||
-        bad health-url "$1" "must be an http:// or https:// URL without spaces"
+# True when $1 is one of touchdeploy's own names in --root (RESERVED).
+is_reserved() {
+    local pattern
+    for pattern in "${RESERVED[@]}"; do
+        # shellcheck disable=SC2053 # the pattern is a glob on purpose
+        [[ $1 == $pattern ]] && return 0
+    done
+    return 1
 }
 
-validate_positive_int() {
+# Returns 1 (with WHY) unless $1 is a plain file name the trigger may have.
+reload_file_ok() {
+    WHY=
+    if [[ $1 == *[[:cntrl:]]* ]]; then
+        WHY="control characters (newline, tab, ...) are not allowed"
+    elif [[ -z $1 || $1 == */* || $1 == . || $1 == .. ]]; then
+        WHY="must be a plain file name in --root (no /)"
+    elif [[ $1 == -* ]]; then
+        WHY="must not start with -"
+    elif is_reserved "$1"; then
+        WHY="is one of touchdeploy's own names in --root"
+    fi
+    [[ -z $WHY ]]
+}
+
+valid_reload_file() {
+    reload_file_ok "$1" || bad reload-file "$1" "$WHY"
+    RELOAD_FILE=$1
+}
+
+# Also prepares CURL_CONFIG: curl reads the URL and any user info from stdin, never argv.
+valid_health_url() {
+    local v=$1 re='^(https?://)(([^/@[:space:]]*)@)?([^/[:space:]@]+)(/[^[:space:]]*)?$' url
+    no_control_chars health-url "$v"
+    [[ $v =~ ^https?://[^[:space:]/]+(/[^[:space:]]*)?$ && $v =~ $re ]] ||
+        bad health-url "$v" "must be an http:// or https:// URL without spaces"
+    HEALTH_URL=$v
+    url=${BASH_REMATCH[1]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}
+    CURL_CONFIG="url = \"$(curl_escape "$url")\""
+    if [[ -n ${BASH_REMATCH[2]} ]]; then
+        CURL_CONFIG+=$'\n'"user = \"$(curl_escape "$(percent_decode "${BASH_REMATCH[3]}")")\""
+    fi
+}
+
+curl_escape() {
+    local v=${1//\\/\\\\}
+    printf '%s' "${v//\"/\\\"}"
+}
+
+valid_positive_int() {
     [[ $2 =~ ^[1-9][0-9]{0,5}$ ]] || bad "$1" "$2" "must be a positive integer (at most 999999)"
+    printf -v "$3" '%s' "$2"
 }
 
-validate_file() {
+valid_health_timeout() { valid_positive_int health-timeout "$1" HEALTH_TIMEOUT; }
+valid_keep() { valid_positive_int keep "$1" KEEP; }
+valid_lock_timeout() { valid_positive_int lock-timeout "$1" LOCK_TIMEOUT; }
+valid_fetch_timeout() { valid_positive_int fetch-timeout "$1" FETCH_TIMEOUT; }
+
+# An empty list means no dependency check, like no option.
+valid_dependency_files() {
+    local f list=()
+    no_control_chars dependency-files "$1"
+    read -r -a list <<<"$1"
+    DEPENDENCY_FILES=()
+    for f in "${list[@]}"; do
+        valid_relative_path dependency-files "$f"
+        DEPENDENCY_FILES+=("$NORMALIZED")
+    done
+}
+
+valid_container_fingerprint() {
+    [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$ ]] ||
+        bad container-fingerprint "$1" "must be a fingerprint (hex digits) or 'unmanaged'"
+    CONTAINER_FINGERPRINT=$1
+}
+
+valid_file() {
     local name=$1 v=$2
     no_control_chars "$name" "$v"
     [[ $v != -* ]] || bad "$name" "$v" "must not start with -"
     ((CHECK_ONLY)) || [[ -f $v && -r $v ]] || bad "$name" "$v" "is not a readable file"
-    [[ $v == /* ]] || OPT[$name]=$PWD/$v
+    [[ $v == /* ]] || v=$PWD/$v
+    VALID_FILE=$v
 }
 
-validate_fingerprint() {
-    [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$ ]] ||
-        bad container-fingerprint "$1" "must be a fingerprint (hex digits) or 'unmanaged'"
+valid_ssh_key() {
+    valid_file ssh-key "$1"
+    SSH_KEY=$VALID_FILE
 }
 
-# Fills the globals the commands use, with defaults, after checking every value.
-validate_options() {
-    local sub=$1 f
-    [[ -n ${OPT[root]+set} ]] || die "$E_USAGE" "'$sub' needs --root DIR"
-    validate_root "${OPT[root]}"
-    case $sub in
-    prepare | deploy)
-        [[ -n ${OPT[repo]+set} ]] || die "$E_USAGE" "'$sub' needs --repo URL"
-        ;;
-    esac
-    case $sub in
-    prepare | activate | deploy)
-        [[ -n ${OPT[commit]+set} ]] || die "$E_USAGE" "'$sub' needs --commit SHA"
-        ;;
-    esac
-    [[ -z ${OPT[repo]+set} ]] || validate_repo "${OPT[repo]}"
-    [[ -z ${OPT[commit]+set} ]] || validate_sha commit "${OPT[commit]}"
-    [[ -z ${OPT[to]+set} ]] || validate_sha to "${OPT[to]}"
-    [[ -z ${OPT[ssh-key]+set} ]] || validate_file ssh-key "${OPT[ssh-key]}"
-    [[ -z ${OPT[known-hosts]+set} ]] || validate_file known-hosts "${OPT[known-hosts]}"
-    if [[ -n ${OPT[known-hosts]+set} && -z ${OPT[ssh-key]+set} ]]; then
+valid_known_hosts() {
+    valid_file known-hosts "$1"
+    KNOWN_HOSTS=$VALID_FILE
+}
+
+# USER:PASSWORD or a token alone, on the first line; readable by its owner only.
+valid_credentials_file() {
+    local mode line
+    valid_file credentials-file "$1"
+    CREDENTIALS_FILE=$VALID_FILE
+    ((CHECK_ONLY)) && return 0
+    mode=$(stat -c %a -- "$CREDENTIALS_FILE")
+    (((8#$mode & 8#077) == 0)) ||
+        bad credentials-file "$1" "is readable by others (mode $mode): chmod 600 it"
+    line=
+    { IFS= read -r line || true; } <"$CREDENTIALS_FILE"
+    line=${line%$'\r'}
+    [[ -n $line && $line != *[[:cntrl:]]* ]] ||
+        bad credentials-file "$1" "must hold USER:PASSWORD or a token on its first line"
+    if [[ $line == *:* ]]; then
+        FILE_USERNAME=${line%%:*}
+        FILE_PASSWORD=${line#*:}
+    else
+        FILE_USERNAME=
+        FILE_PASSWORD=$line
+    fi
+}
+
+valid_combination() {
+    GUARD=0
+    ((${#DEPENDENCY_FILES[@]} == 0)) || GUARD=1
+    if [[ -n $KNOWN_HOSTS && -z $SSH_KEY ]]; then
         die "$E_USAGE" "--known-hosts is only used with --ssh-key"
     fi
-    # An empty --subdir means the release root, like no --subdir.
-    if [[ -n ${OPT[subdir]:-} ]]; then
-        validate_relative_path subdir "${OPT[subdir]}"
-        f=${OPT[subdir]}
-        while [[ $f == */ ]]; do f=${f%/}; done
-        [[ $f != . ]] || f=
-        OPT[subdir]=$f
+    if [[ -n $CREDENTIALS_FILE ]]; then
+        [[ $REPO == http://* || $REPO == https://* ]] ||
+            die "$E_USAGE" "--credentials-file is only used with an https:// or http:// --repo"
+        ((!URL_CREDENTIALS)) ||
+            die "$E_USAGE" "--repo carries credentials and --credentials-file too: give them once, in the file"
+        GIT_USERNAME=${FILE_USERNAME:-${GIT_USERNAME:-x-access-token}}
+        GIT_PASSWORD=${FILE_PASSWORD-}
     fi
-    [[ -z ${OPT[reload-file]+set} ]] || validate_reload_file "${OPT[reload-file]}"
-    [[ -z ${OPT[health-url]+set} ]] || validate_health_url "${OPT[health-url]}"
-    local n
-    for n in health-timeout keep lock-timeout; do
-        [[ -z ${OPT[$n]+set} ]] || validate_positive_int "$n" "${OPT[$n]}"
-    done
-    DEPENDENCY_FILES=()
-    if [[ -n ${OPT[dependency-files]+set} ]]; then
-        no_control_chars dependency-files "${OPT[dependency-files]}"
-        read -r -a DEPENDENCY_FILES <<<"${OPT[dependency-files]}"
-        for f in "${DEPENDENCY_FILES[@]}"; do validate_relative_path dependency-files "$f"; done
+    if ((GUARD)) && [[ -z $CONTAINER_FINGERPRINT && -z $HEALTH_URL ]]; then
+        die "$E_USAGE" "--dependency-files needs --container-fingerprint (or a --health-url whose server sends X-Touchdeploy-Fingerprint)"
     fi
-    [[ -z ${OPT[container-fingerprint]+set} ]] || validate_fingerprint "${OPT[container-fingerprint]}"
-
-    ROOT=${OPT[root]}
-    REPO=${OPT[repo]-}
-    COMMIT=${OPT[commit]-}
-    SUBDIR=${OPT[subdir]-}
-    RELOAD_FILE=${OPT[reload-file]-.reload}
-    HEALTH_URL=${OPT[health-url]-}
-    HEALTH_TIMEOUT=${OPT[health-timeout]-60}
-    KEEP=${OPT[keep]-5}
-    LOCK_TIMEOUT=${OPT[lock-timeout]-300}
 }
 
 # Names the missing tool and where it comes from, before anything changes.
 require_tools() {
-    local sub=$1 tool missing=()
-    local tools="date readlink"
-    case $sub in
-    init) tools+=" mkdir touch stat flock git" ;;
-    prepare) tools+=" mkdir touch stat flock git tar chmod mv rm sed" ;;
-    activate | rollback) tools+=" mkdir touch stat flock git ln mv chmod rm ls sleep sha256sum" ;;
-    deploy) tools+=" mkdir touch stat flock git tar ln mv chmod rm ls sleep sha256sum sed" ;;
-    esac
+    local tool missing=() tools="timeout readlink mkdir ln mv rm stat touch chmod sort ${SUB_ROW[5]}"
     [[ -z $HEALTH_URL ]] || tools+=" curl"
     for tool in $tools; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -385,71 +689,287 @@ require_tools() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The root, its lock and its symlinks.
+# Running commands: every one that can take long gets a deadline and runs in the background,
+# so a signal is handled at once (bash runs a trap only after a foreground command ends).
+
+MAIN_PID=
+CHILD=
+RUN_DIR=
+# before: nothing live changed | switched: the journal exists, a failure switches back |
+# undoing: switching back | committed: the release passed its health check and stands.
+PHASE=before
+STEP_NAME=start
+
+# Runs "$@" under `timeout` (which puts it in its own process group, killed whole on a
+# signal) with output to $RUN_DIR/out, and waits for it. Returns its status (124: deadline).
+run_limited() {
+    local secs=$1 rc
+    shift
+    timeout -k 5 "$secs" "$@" >"${RUN_DIR:-/dev/null}/${RUN_DIR:+out}" 2>&1 </dev/null 9>&- &
+    CHILD=$!
+    while :; do
+        rc=0
+        wait "$CHILD" || rc=$?
+        # Above 128 may only mean that a trapped signal interrupted `wait`: then it still runs.
+        if ((rc > 128)) && kill -0 "$CHILD" 2>/dev/null; then
+            continue
+        fi
+        break
+    done
+    CHILD=
+    return "$rc"
+}
+
+# What the last run_limited command printed.
+last_output() {
+    [[ -n $RUN_DIR && -f $RUN_DIR/out ]] || return 0
+    printf '%s' "$(<"$RUN_DIR/out")"
+}
+
+kill_child() {
+    if [[ -n $CHILD ]]; then
+        kill -KILL -- "-$CHILD" 2>/dev/null || kill -KILL "$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
+        CHILD=
+    fi
+}
+
+# git on the cache, for local plumbing: quick, bounded anyway.
+git_local() { timeout -k 5 120 git -C "$ROOT/repo.git" -c protocol.ext.allow=never "$@" 9>&-; }
+
+# ---------------------------------------------------------------------------------------------
+# Signals and failures. Before the switch: say so and exit (nothing live changed). After it:
+# switch back, as a failed health check does. After the health check: the release stands.
+
+on_signal() {
+    local sig=$1 code
+    case $sig in HUP) code=129 ;; INT) code=130 ;; *) code=143 ;; esac
+    kill_child
+    case $PHASE in
+    switched)
+        undo_switch "interrupted by SIG$sig during the $STEP_NAME step" signal
+        ;;
+    committed)
+        close_step interrupted
+        warn "interrupted by SIG$sig during the $STEP_NAME step, after $(short "$COMMIT") passed its health check: it stays live"
+        exit 0
+        ;;
+    *)
+        die "$code" "interrupted by SIG$sig during the $STEP_NAME step: nothing live changed; run it again"
+        ;;
+    esac
+}
+
+on_err() {
+    local code=$1 line=$2 cmd=$3
+    # A subshell leaves the report to the shell that ran it: one error line, not three.
+    [[ $BASHPID == "$MAIN_PID" ]] || exit "$code"
+    trap - ERR
+    case $PHASE in
+    switched)
+        undo_switch "an unexpected failure (status $code at line $line: $cmd)" failure
+        ;;
+    committed)
+        warn "unexpected failure (status $code at line $line: $cmd) after $(short "$COMMIT") passed its health check: it stays live"
+        exit 0
+        ;;
+    *)
+        die "$E_UNEXPECTED" "unexpected failure (status $code) at line $line: $cmd; nothing live changed, see the output above"
+        ;;
+    esac
+}
+
+# A known failure: before the switch it is an error with its own code; after it, a reason to
+# switch back.
+fail() {
+    local code=$1
+    shift
+    if [[ $PHASE == switched ]]; then
+        close_step failed
+        undo_switch "$*" failure
+    fi
+    die "$code" "$*"
+}
 
 TMP_RELEASE=
+FETCHING=0
+MADE_LINKS=0
 
-cleanup_on_exit() {
-    # Our own half-extracted release, if we fail or are interrupted (not SIGKILL: the next
-    # deploy removes those under the lock).
+on_exit() {
+    kill_child
+    # Our own half-extracted release, or our own fetch's debris (SIGKILL leaves them to the next
+    # run, which removes them under the lock).
     if [[ -n $TMP_RELEASE && -e $TMP_RELEASE ]]; then
         chmod -R u+w -- "$TMP_RELEASE" 2>/dev/null || true
         rm -rf -- "$TMP_RELEASE" 2>/dev/null || true
     fi
+    ((!FETCHING)) || clean_fetch_debris
+    # The links this run prepared and did not use (only ours: others' are the next run's), and
+    # the journal's entries once the journal itself is gone.
+    if ((MADE_LINKS)); then
+        rm -f -- "$ROOT/.current.new" "$ROOT/.previous.new" "$ROOT/.current.restore" \
+            "$ROOT/.previous.restore" 2>/dev/null || true
+        [[ -L $ROOT/.switch ]] || rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
+    fi
+    [[ -z $RUN_DIR ]] || rm -rf -- "$RUN_DIR" 2>/dev/null || true
 }
 
-# Creates the layout; idempotent. Dirs 0755 and files 0644 (umask 022) so that the container's
-# user (uid 10001) can read whatever the deploy user writes.
-init_root() {
-    [[ -d $ROOT ]] || mkdir -p -- "$ROOT" || die "$E_UNEXPECTED" "cannot create --root $ROOT"
-    [[ -w $ROOT ]] || die "$E_UNEXPECTED" "--root $ROOT is not writable by $(id -un 2>/dev/null || id -u): create it for the deploy user"
-    acquire_lock
-    mkdir -p -- "$ROOT/releases" "$ROOT/shared"
-    clean_stale_tmp
-    if [[ ! -f $ROOT/repo.git/HEAD ]]; then
-        git init --quiet --bare -- "$ROOT/repo.git" 9>&-
+# A pause point for the fault-injection tests (test/host/): with TOUCHDEPLOY_TEST_PAUSE_AT=$1,
+# write "$1 PID" to TOUCHDEPLOY_TEST_PAUSE_FILE and wait (at most 120 s) until the test
+# removes it; a signal sent meanwhile is handled here, at this step boundary.
+boundary() {
+    [[ ${TOUCHDEPLOY_TEST_PAUSE_AT-} == "$1" && -n ${TOUCHDEPLOY_TEST_PAUSE_FILE-} ]] || return 0
+    local file=$TOUCHDEPLOY_TEST_PAUSE_FILE deadline
+    printf '%s %s\n' "$1" "$$" >"$file.tmp" && mv -f -- "$file.tmp" "$file"
+    now
+    deadline=$((NOW_S + 120))
+    while [[ -e $file ]] && ((NOW_S < deadline)); do
+        sleep 0.02
+        now
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# The root, its lock and its links.
+
+link_sha() {
+    local target
+    target=$(readlink -- "$ROOT/$1" 2>/dev/null) || return 0
+    if [[ $target =~ ^releases/([0-9a-f]{40})$ ]] && release_ok "${BASH_REMATCH[1]}"; then
+        printf '%s' "${BASH_REMATCH[1]}"
     fi
-    local link
-    for link in current previous; do
-        if [[ -e $ROOT/$link && ! -L $ROOT/$link ]]; then
-            die "$E_UNEXPECTED" "$ROOT/$link exists and is not a symlink: move it away"
+}
+
+# A release is complete: a real directory (never a symlink) whose REVISION file holds its sha.
+release_ok() {
+    local dir=$ROOT/releases/$1 revision=
+    [[ -d $dir && ! -L $dir && -f $dir/REVISION && ! -L $dir/REVISION ]] || return 1
+    { IFS= read -r revision || true; } <"$dir/REVISION"
+    [[ $revision == "$1" ]]
+}
+
+# The sha a journal entry points to ("" for none or a missing release).
+journal_sha() {
+    local target
+    target=$(readlink -- "$ROOT/.switch.$1" 2>/dev/null) || return 0
+    if [[ $target =~ ^releases/([0-9a-f]{40})$ ]]; then
+        printf '%s' "${BASH_REMATCH[1]}"
+    fi
+}
+
+# Makes $2 a link like $1, without a new inode when it can (a hard link to the symlink: works
+# on a full disk), else a new symlink with the same target.
+copy_link() {
+    ln -P -- "$ROOT/$1" "$ROOT/$2" 2>/dev/null ||
+        ln -s -- "$(readlink -- "$ROOT/$1")" "$ROOT/$2" 2>/dev/null
+}
+
+# Renames the link $1 over the link $2 (names in the root). When both already point to the same
+# place (they may even be the same inode: mv refuses "the same file"), $1 just goes.
+replace_link() {
+    if [[ -L $ROOT/$2 && $(readlink -- "$ROOT/$1") == "$(readlink -- "$ROOT/$2")" ]]; then
+        rm -f -- "$ROOT/$1"
+    else
+        mv -fT -- "$ROOT/$1" "$ROOT/$2"
+    fi
+}
+
+# Appends "time event sha" to the release history (.history): prune orders releases by it. A
+# history that cannot be written (a full disk) only makes prune less informed.
+history_add() {
+    now
+    { printf '%s %s %s\n' "$NOW" "$1" "$2" >>"$ROOT/.history"; } 2>/dev/null ||
+        warn "could not record '$1 $(short "$2")' in $ROOT/.history (disk full?): prune will order releases by time instead"
+}
+
+step_lock() {
+    if [[ ! -d $ROOT ]]; then
+        case ${SUB_ROW[0]} in
+        setup | fetch | deploy)
+            mkdir -p -- "$ROOT" 2>/dev/null ||
+                die "$E_UNEXPECTED" "cannot create --root $ROOT as $(who_am_i): create it for the deploy user"
+            ;;
+        release) die "$E_MISSING" "nothing is fetched under $ROOT (no such directory; is --root right?): run fetch first" ;;
+        rollback) die "$E_NOTHING" "nothing is live under $ROOT (no such directory; is --root right?): nothing to roll back" ;;
+        *)
+            say "destroy  $ROOT does not exist: nothing to remove"
+            DONE_EARLY=1
+            return 0
+            ;;
+        esac
+    fi
+    [[ -w $ROOT && -x $ROOT ]] ||
+        die "$E_UNEXPECTED" "--root $ROOT is not writable by $(who_am_i): create it for the deploy user"
+    acquire_lock
+}
+
+# One run per root at a time: flock on the root directory itself (a lock file could be
+# removed while held, letting a second run in). The kernel releases it when the holder dies,
+# even by SIGKILL, once no process has fd 9 open any more: every child closes it (9>&-), so an
+# orphan left by a killed run (a git stuck on the network) cannot keep the lock.
+acquire_lock() {
+    local holder deadline t0 left rc
+    now
+    t0=$NOW
+    deadline=$((NOW_S + LOCK_TIMEOUT))
+    for _ in 1 2 3; do
+        if ! { exec 9<"$ROOT"; } 2>/dev/null; then
+            die "$E_UNEXPECTED" "cannot open --root $ROOT to lock it as $(who_am_i)"
+        fi
+        if ! flock -n 9; then
+            holder=$(lock_holder)
+            say "lock     $ROOT is locked by another deploy (pid sha started-at: ${holder:-unknown}); waiting up to ${LOCK_TIMEOUT}s"
+            now
+            left=$((deadline - NOW_S))
+            ((left > 0)) || left=1
+            rc=0
+            flock -w "$left" 9 </dev/null &
+            CHILD=$!
+            while :; do
+                rc=0
+                wait "$CHILD" || rc=$?
+                if ((rc > 128)) && kill -0 "$CHILD" 2>/dev/null; then continue; fi
+                break
+            done
+            CHILD=
+            ((rc == 0)) ||
+                die "$E_LOCK" "timed out after ${LOCK_TIMEOUT}s waiting for the lock on $ROOT, held by ${holder:-unknown} (pid sha started-at): wait for that deploy to finish, or check that pid"
+            say "lock     acquired after $(elapsed "$t0")"
+        fi
+        # Removed or replaced while we waited (destroy, or by hand)? A lock on a directory that is
+        # no longer --root excludes nobody: lock the new one.
+        if [[ ! -e /proc/$BASHPID/fd/9 || /proc/$BASHPID/fd/9 -ef $ROOT ]]; then
+            write_holder
+            return 0
+        fi
+        exec 9<&-
+        say "lock     $ROOT was removed or replaced while we waited: locking it again"
+        if [[ ! -d $ROOT ]]; then
+            step_lock
+            return 0
         fi
     done
-    [[ -e $ROOT/$RELOAD_FILE ]] || : >"$ROOT/$RELOAD_FILE"
-    local mode
-    mode=$(stat -c %a -- "$ROOT")
-    if (((8#$mode & 8#005) != 8#005)); then
-        warn "$ROOT has mode $mode: the container's user (uid 10001) needs to read it (chmod 755)"
+    die "$E_UNEXPECTED" "--root $ROOT keeps being replaced while we wait for its lock: is something removing it?"
+}
+
+# Best effort: a full disk must not fail the run (a rollback above all).
+write_holder() {
+    local tmp="$ROOT/.lock.holder.tmp-$$" started
+    started=$(TZ=UTC printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1)
+    if { printf '%s %s %s\n' "$$" "${COMMIT:-${TO:-${SUB_ROW[0]}}}" "$started" >"$tmp"; } 2>/dev/null; then
+        mv -f -- "$tmp" "$ROOT/.lock.holder" 2>/dev/null || rm -f -- "$tmp" 2>/dev/null || true
+    else
+        rm -f -- "$tmp" 2>/dev/null || true
     fi
 }
 
-# One deploy per root at a time. flock is released by the kernel when the holder dies, even by
-# SIGKILL, but only once no process has fd 9 open any more: every child that may run for long
-# (git, tar, curl, and the subshells waiting for them) closes it first (9>&- / exec 9>&-), so
-# an orphan left by a killed deploy (a git stuck on the network) cannot keep the lock.
-acquire_lock() {
-    local holder t0
-    exec 9>>"$ROOT/.lock"
-    if ! flock -n 9; then
-        holder=$(lock_holder)
-        say "lock     $ROOT is locked by another deploy (pid sha started-at: ${holder:-unknown}); waiting up to ${LOCK_TIMEOUT}s"
-        t0=$(now_ns)
-        flock -w "$LOCK_TIMEOUT" 9 ||
-            die "$E_LOCK" "timed out after ${LOCK_TIMEOUT}s waiting for the lock on $ROOT, held by ${holder:-unknown} (pid sha started-at): wait for that deploy to finish, or check that pid"
-        say "lock     acquired after $(elapsed "$t0")"
-    fi
-    # Written under another name and renamed: a waiter never reads a half-written file.
-    printf '%s %s %s\n' "$$" "${COMMIT:-${OPT[to]:-rollback}}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        >"$ROOT/.lock.holder.tmp-$$"
-    mv -f -- "$ROOT/.lock.holder.tmp-$$" "$ROOT/.lock.holder"
-}
-
-# "pid sha started-at" of the deploy holding the lock. The holder writes it just after it got
+# "pid sha started-at" of the run holding the lock. The holder writes it just after it got
 # the lock, so a pid that is not running (the previous holder's) means: not written yet.
 lock_holder() {
-    local holder pid tries=0
+    local holder='' pid tries=0
     while :; do
-        holder=$(cat -- "$ROOT/.lock.holder" 2>/dev/null || true)
+        holder=
+        { IFS= read -r holder || true; } 2>/dev/null <"$ROOT/.lock.holder" || true
         pid=${holder%% *}
         if [[ $pid =~ ^[0-9]+$ && -d /proc/$pid ]] || ((++tries >= 10)); then
             break
@@ -459,146 +979,362 @@ lock_holder() {
     printf '%s' "${holder:-unknown}"
 }
 
-# The sha a symlink (current/previous) points to, or nothing.
-link_sha() {
-    local target
-    target=$(readlink -- "$ROOT/$1" 2>/dev/null) || return 0
-    if [[ $target =~ ^releases/([0-9a-f]{40})$ && -d $ROOT/$target ]]; then
-        printf '%s' "${BASH_REMATCH[1]}"
+# Removes what killed runs left (we hold the lock: nothing here is anyone's), and a journal's
+# entries without the journal itself (a switch that finished, or never began).
+clean_temporaries() {
+    local d
+    for d in "$ROOT"/releases/.tmp-*; do
+        [[ -e $d || -L $d ]] || continue
+        if remove_tree "$d"; then
+            say "clean    removed ${d#"$ROOT"/} left by an interrupted deploy"
+        else
+            warn "could not remove $d left by an interrupted deploy: $(last_output)"
+        fi
+    done
+    local leftovers=()
+    for d in "$ROOT"/.current.new "$ROOT"/.previous.new "$ROOT"/.current.restore \
+        "$ROOT"/.previous.restore "$ROOT"/.lock.holder.tmp-* "$ROOT"/.history.tmp-*; do
+        [[ ! -e $d && ! -L $d ]] || leftovers+=("$d")
+    done
+    if [[ ! -L $ROOT/.switch ]]; then
+        for d in "$ROOT/.switch.current" "$ROOT/.switch.previous"; do
+            [[ ! -e $d && ! -L $d ]] || leftovers+=("$d")
+        done
     fi
+    ((${#leftovers[@]} == 0)) || rm -f -- "${leftovers[@]}" 2>/dev/null || true
+    clean_fetch_debris
 }
 
-# Points $ROOT/$1 at releases/$2 (or removes it for ""), atomically: a new symlink under a
-# temporary name renamed over the old one, so readers always see a complete link.
-set_link() {
-    local name=$1 sha=$2 tmp="$ROOT/.$1.tmp-$$"
-    if [[ -z $sha ]]; then
-        rm -f -- "$ROOT/$name"
+# Removes a tree touchdeploy made read-only; never follows a symlink (one named like a release
+# is removed itself, its target untouched).
+remove_tree() {
+    if [[ -L $1 ]]; then
+        rm -f -- "$1" 2>/dev/null
         return
     fi
-    rm -f -- "$tmp"
-    ln -s -- "releases/$sha" "$tmp"
-    mv -fT -- "$tmp" "$ROOT/$name"
+    run_limited 300 chmod -R u+w -- "$1" || true
+    run_limited 300 rm -rf -- "$1"
 }
 
-# Touches the trigger once. uWSGI compares mtimes in whole seconds, so a second deploy within
-# the same second would be missed: the new mtime is max(now, previous mtime + 1).
-touch_trigger() {
-    local file="$ROOT/$RELOAD_FILE" now old t
-    now=$(now_s)
-    old=$(stat -c %Y -- "$file" 2>/dev/null || echo 0)
-    t=$((now > old ? now : old + 1))
-    touch -d "@$t" -- "$file" || die "$E_UNEXPECTED" "cannot touch the reload trigger $file"
-    TRIGGER_NS=$(now_ns)
-    say "reload   touched $RELOAD_FILE (mtime $t): uWSGI reloads gracefully"
+# git's leftovers of a fetch that failed or was killed: they can keep a disk full.
+clean_fetch_debris() {
+    local f debris=()
+    for f in "$ROOT"/repo.git/objects/pack/tmp_* "$ROOT"/repo.git/objects/??/tmp_obj_* \
+        "$ROOT"/repo.git/objects/pack/*.temp "$ROOT"/repo.git/objects/??/*.temp \
+        "$ROOT"/repo.git/objects/incoming-* "$ROOT"/repo.git/objects/tmp_objdir*; do
+        [[ ! -e $f ]] || debris+=("$f")
+    done
+    ((${#debris[@]} == 0)) || rm -rf -- "${debris[@]}" 2>/dev/null || true
+}
+
+# The journal of a switch: .switch.current and .switch.previous are what current and previous
+# were (links, or "none"), made before the switch; .switch (a hard link of .switch.current)
+# says a switch is under way. From its creation until the health check passes, any failure,
+# signal or crash restores both links from it: now, or in the next run (step recover).
+restore_links() {
+    local name target
+    for name in previous current; do
+        target=$(readlink -- "$ROOT/.switch.$name" 2>/dev/null) || return 1
+        if [[ $target == none ]]; then
+            rm -f -- "$ROOT/$name" || return 1
+        else
+            rm -f -- "$ROOT/.$name.restore"
+            copy_link ".switch.$name" ".$name.restore" || return 1
+            replace_link ".$name.restore" "$name" || return 1
+        fi
+    done
+}
+
+clear_journal() {
+    rm -f -- "$ROOT/.switch" 2>/dev/null || true
+    rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
+}
+
+RECOVERED=0
+RECOVERED_FROM=
+
+step_recover() {
+    local unverified='' back previous target
+    # What the killed run was making live: .current.new until it was renamed, then current.
+    if [[ -L $ROOT/.switch ]]; then
+        target=$(readlink -- "$ROOT/.current.new" 2>/dev/null) || target=$(readlink -- "$ROOT/current" 2>/dev/null) || target=
+        [[ ! $target =~ ^releases/([0-9a-f]{40})$ ]] || unverified=${BASH_REMATCH[1]}
+    fi
+    clean_temporaries
+    [[ -L $ROOT/.switch ]] || return 0
+    back=$(journal_sha current)
+    previous=$(journal_sha previous)
+    step recover "a run that was killed left $(release_shown "$unverified" "its release") unverified: current -> $(release_shown "$back" nothing), previous -> $(release_shown "$previous" nothing)"
+    restore_links || die "$E_UNEXPECTED" "cannot restore current and previous from the journal in $ROOT: $(who_am_i) must be able to write there"
+    step_done
+    # The server may have reloaded the unverified release: reload what is current again (through
+    # the trigger this run names if it exists, else the one setup recorded).
+    if [[ -n $back ]]; then
+        local given=$RELOAD_FILE t event name
+        if [[ ! -f $ROOT/$RELOAD_FILE && -f $ROOT/.history ]]; then
+            while read -r t event name; do
+                [[ $event == trigger && -f $ROOT/$name ]] && reload_file_ok "$name" && RELOAD_FILE=$name
+            done <"$ROOT/.history"
+        fi
+        touch_when_settled "$SETTLE_NS" "$((HEALTH_TIMEOUT < 10 ? HEALTH_TIMEOUT : 10))"
+        RELOAD_FILE=$given
+    fi
+    clear_journal
+    RECOVERED=1
+    RECOVERED_FROM=$unverified
+}
+
+step_layout() {
+    if [[ ! -d $ROOT/releases || ! -d $ROOT/shared ]]; then
+        mkdir -p -- "$ROOT/releases" "$ROOT/shared" 2>/dev/null ||
+            die "$E_UNEXPECTED" "cannot create releases/ and shared/ in $ROOT as $(who_am_i)"
+        check_root_mode
+    fi
+    if [[ ! -f $ROOT/repo.git/HEAD ]]; then
+        run_limited 60 git init --quiet --bare -- "$ROOT/repo.git" ||
+            die "$E_UNEXPECTED" "cannot create the cache $ROOT/repo.git: $(last_output)"
+    fi
+    check_links
+    ensure_trigger
+}
+
+check_root_mode() {
+    local mode
+    mode=$(stat -c %a -- "$ROOT")
+    if (((8#$mode & 8#005) != 8#005)); then
+        warn "$ROOT has mode $mode: the container's user (uid 10001) needs to read it (chmod 755)"
+    fi
+}
+
+check_links() {
+    local link
+    for link in current previous; do
+        if [[ -e $ROOT/$link && ! -L $ROOT/$link ]]; then
+            die "$E_UNEXPECTED" "$ROOT/$link exists and is not a symlink: move it away"
+        fi
+    done
+}
+
+# The trigger: a plain file in the root that we own (setting an mtime needs the owner), never
+# a symlink (a touch would follow it out of the root).
+ensure_trigger() {
+    local file=$ROOT/$RELOAD_FILE
+    if [[ -L $file || (-e $file && ! -f $file) ]]; then
+        die "$E_UNEXPECTED" "the reload trigger $file is not a plain file (a symlink or a directory): remove it; touchdeploy creates it"
+    fi
+    if [[ ! -e $file ]]; then
+        { : >"$file"; } 2>/dev/null || die "$E_UNEXPECTED" "cannot create the reload trigger $file as $(who_am_i)"
+        history_add trigger "$RELOAD_FILE"
+    fi
+    [[ -O $file || $EUID == 0 ]] ||
+        die "$E_UNEXPECTED" "the reload trigger $file belongs to another user: only its owner can set its time: chown it to $(who_am_i)"
 }
 
 # ---------------------------------------------------------------------------------------------
-# prepare: fetch one commit into the cache, extract it into an immutable release.
+# fetch / extract: one commit into the cache, then into an immutable release directory.
 
-git_cache() { git -C "$ROOT/repo.git" -c protocol.ext.allow=never "$@" 9>&-; }
+GIT_USERNAME=
+GIT_PASSWORD=
+URL_CREDENTIALS=0
+
+# Every object of the commit's tree is in the cache.
+cache_connected() {
+    run_limited 300 git -C "$ROOT/repo.git" rev-list --objects --no-walk "$1"
+}
+
+cache_has_ref() {
+    [[ $(git_local rev-parse -q --verify "refs/touchdeploy/commits/$1" 2>/dev/null) == "$1" ]]
+}
+
+# The cache is only a cache: a damaged one is replaced by an empty one.
+reset_cache() {
+    remove_tree "$ROOT/repo.git" || die "$E_UNEXPECTED" "cannot remove the damaged cache $ROOT/repo.git as $(who_am_i): $(last_output)"
+    run_limited 60 git init --quiet --bare -- "$ROOT/repo.git" ||
+        die "$E_UNEXPECTED" "cannot create the cache $ROOT/repo.git: $(last_output)"
+}
 
 # Fetches from $REPO: `git_fetch sha` fetches $COMMIT, `git_fetch refs` all branches and tags,
-# forced (+) so rewritten history is fine, into refs/touchdeploy/. Credentials handled; git's
-# stderr is returned redacted in FETCH_ERR. Every fetched commit keeps a ref
-# (refs/touchdeploy/commits/<sha>, removed with its release): a fetch advertises the objects
-# behind the cache's refs, so without one every fetch would transfer the whole history again.
+# forced (+) so rewritten history is fine. Credentials reach git through a credential helper
+# reading its environment, never argv; the user's own helpers are off (none may store them).
+# Every fetched commit keeps a ref (refs/touchdeploy/commits/<sha>): a fetch advertises the
+# objects behind the cache's refs, so without one every fetch would transfer the whole history.
 git_fetch() {
-    local ssh_cmd err rc=0 opts=(--quiet --no-tags) refspecs
+    local rc=0 refspecs xtrace=$- stall=$((FETCH_TIMEOUT < 30 ? FETCH_TIMEOUT : 30))
+    local opts=(--quiet --no-tags) ssh cfg
     if [[ $1 == sha ]]; then
         refspecs=("+$COMMIT:refs/touchdeploy/commits/$COMMIT")
     else
         opts+=(--prune)
         refspecs=('+refs/heads/*:refs/touchdeploy/heads/*' '+refs/tags/*:refs/touchdeploy/tags/*')
     fi
-    if [[ -n ${OPT[ssh-key]-} ]]; then
-        ssh_cmd="ssh -i $(sh_quote "${OPT[ssh-key]}") -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o BatchMode=yes"
-        if [[ -n ${OPT[known-hosts]-} ]]; then
-            ssh_cmd+=" -o UserKnownHostsFile=$(sh_quote "${OPT[known-hosts]}")"
-        fi
-        err=$(
-            exec 9>&-
-            GIT_SSH_COMMAND=$ssh_cmd git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null
-        ) || rc=$?
-    else
-        err=$(
-            exec 9>&-
-            git_cache fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" 2>&1 >/dev/null
-        ) || rc=$?
+    cfg=(-c protocol.ext.allow=never -c credential.helper= -c core.askPass= -c gc.auto=0
+        -c maintenance.auto=false -c http.lowSpeedLimit=1000 -c "http.lowSpeedTime=$stall")
+    if [[ -n $GIT_USERNAME || -n $GIT_PASSWORD ]]; then
+        # shellcheck disable=SC2016 # expanded by git's sh, from its environment
+        cfg+=(-c 'credential.helper=!f() { if test "$1" = get; then printf "username=%s\npassword=%s\n" "$TOUCHDEPLOY_GIT_USERNAME" "$TOUCHDEPLOY_GIT_PASSWORD"; fi; }; f')
     fi
-    # git's own verdict: its fatal/error lines (else its last line), on one line.
-    FETCH_ERR=$(printf '%s\n' "$err" | redact_text | sed -n -E '/^(fatal|error): /p' | head -n 2 | tr '\n' ' ')
-    [[ -n $FETCH_ERR ]] || FETCH_ERR="$(printf '%s\n' "$err" | redact_text | sed -e '/^[[:space:]]*$/d' | tail -n 1) "
+    ssh="ssh -o BatchMode=yes -o ConnectTimeout=$stall -o ServerAliveInterval=10 -o ServerAliveCountMax=2"
+    if [[ -n $SSH_KEY ]]; then
+        ssh+=" -i $(sh_quote "$SSH_KEY") -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes"
+        [[ -z $KNOWN_HOSTS ]] || ssh+=" -o UserKnownHostsFile=$(sh_quote "$KNOWN_HOSTS")"
+    fi
+    FETCHING=1
+    { set +x; } 2>/dev/null # no credentials in a trace
+    GIT_SSH_COMMAND=$ssh TOUCHDEPLOY_GIT_USERNAME=$GIT_USERNAME TOUCHDEPLOY_GIT_PASSWORD=$GIT_PASSWORD \
+        run_limited "$FETCH_TIMEOUT" git -C "$ROOT/repo.git" "${cfg[@]}" fetch "${opts[@]}" -- "$REPO" "${refspecs[@]}" || rc=$?
+    [[ $xtrace != *x* ]] || set -x
+    FETCHING=0
+    if ((rc != 0)); then
+        clean_fetch_debris
+        if ((rc == 124 || rc == 137)); then
+            FETCH_ERR="timed out after ${FETCH_TIMEOUT}s (--fetch-timeout) "
+        else
+            git_verdict "$(last_output)"
+            FETCH_ERR=$VERDICT
+        fi
+    fi
     return "$rc"
 }
 
-fetch_commit() {
-    if git_cache cat-file -e "$COMMIT^{commit}" 2>/dev/null; then
+# git's own verdict from its output: its fatal/error lines (else its last line), on one line.
+git_verdict() {
+    local line lines=() picked=()
+    mapfile -t lines < <(printf '%s\n' "$1" | redact_text)
+    for line in "${lines[@]}"; do
+        [[ $line == fatal:* || $line == error:* ]] && ((${#picked[@]} < 2)) && picked+=("$line")
+    done
+    if ((${#picked[@]} == 0)); then
+        for line in "${lines[@]}"; do [[ -z ${line//[[:space:]]/} ]] || picked=("$line"); done
+    fi
+    VERDICT="${picked[*]:-} "
+}
+
+step_fetch() {
+    local has_ref=0
+    ! cache_has_ref "$COMMIT" || has_ref=1
+    if ((has_ref)) && release_ok "$COMMIT"; then
+        say "fetch    $(short "$COMMIT") already fetched (releases/$(short "$COMMIT"))"
+        ALREADY_FETCHED=1
+        return 0
+    fi
+    if ((has_ref)) && cache_connected "$COMMIT"; then
         say "fetch    $(short "$COMMIT") already in the local cache (repo.git)"
-        return
+        return 0
     fi
-    step fetch "$(short "$COMMIT") from $(redact "$REPO")"
-    # By SHA first (git's protocol v2 allows it). A server that refuses unadvertised objects
-    # gets a second try with all branches and tags.
-    if ! git_fetch sha; then
-        local first_err=$FETCH_ERR
-        printf 'by SHA failed, trying all branches and tags ... '
-        if ! git_fetch refs; then
-            die "$E_MISSING" "fetch of $(short "$COMMIT") from $(redact "$REPO") failed: ${FETCH_ERR:-$first_err}(check the URL, the network and the deploy key)"
-        fi
+    if ((has_ref)); then
+        # Fetched once, objects missing since: git would not fetch them again (it has the ref).
+        say "clean    $(short "$COMMIT") is incomplete in repo.git: starting a new cache"
+        reset_cache
     fi
-    if ! git_cache cat-file -e "$COMMIT^{commit}" 2>/dev/null; then
-        die "$E_MISSING" "commit $COMMIT not found in $(redact "$REPO"): push it first (or check the SHA); nothing was changed"
+    local d
+    for d in "$ROOT/repo.git" "$ROOT/repo.git/objects" "$ROOT/repo.git/refs"; do
+        [[ -w $d ]] || die "$E_UNEXPECTED" "the cache $d is not writable by $(who_am_i): chown it to the deploy user, or remove $ROOT/repo.git (it is only a cache)"
+    done
+    if ((URL_CREDENTIALS)); then
+        warn "--repo carries credentials: other users of this host can read them in the process list while this runs; use --credentials-file"
     fi
-    git_cache update-ref "refs/touchdeploy/commits/$COMMIT" "$COMMIT"
+    step fetch "$(short "$COMMIT") from $REPO_SHOWN"
+    fetch_into_cache
     step_done
 }
 
-# Removes half-written releases of deploys that were killed (we hold the lock: none is ours).
-clean_stale_tmp() {
-    local d
-    for d in "$ROOT"/releases/.tmp-*; do
-        [[ -e $d ]] || continue
-        chmod -R u+w -- "$d" 2>/dev/null || true
-        if rm -rf -- "$d"; then
-            say "clean    removed ${d#"$ROOT"/} left by an interrupted deploy"
-        else
-            warn "could not remove $d left by an interrupted deploy"
+fetch_into_cache() {
+    local rc=0 first
+    git_fetch sha || rc=$?
+    if ((rc == 0)); then
+        # git checked that the commit is complete before it wrote refs/touchdeploy/commits/<sha>.
+        history_add fetched "$COMMIT"
+        return 0
+    fi
+    if ((rc != 0)); then
+        first=$FETCH_ERR
+        if ((rc == 124 || rc == 137)); then
+            die "$E_MISSING" "fetch of $(short "$COMMIT") from $REPO_SHOWN failed: ${first}(check the URL and the network)"
         fi
-    done
-    # Symlinks and the holder record a deploy killed between writing and renaming them left.
-    rm -f -- "$ROOT"/.current.tmp-* "$ROOT"/.previous.tmp-* "$ROOT"/.lock.holder.tmp-*
+        out 'by SHA failed, trying all branches and tags ... '
+        git_fetch refs ||
+            die "$E_MISSING" "fetch of $(short "$COMMIT") from $REPO_SHOWN failed: ${FETCH_ERR:-$first}(check the URL, the network and the deploy key)"
+        # The branches were only a way to get the commit: their refs would keep every object.
+        git_local for-each-ref --format='delete %(refname)' refs/touchdeploy/heads refs/touchdeploy/tags |
+            git_local update-ref --stdin 2>/dev/null || true
+    fi
+    if [[ $(git_local cat-file -t "$COMMIT" 2>/dev/null) != commit ]]; then
+        die "$E_MISSING" "commit $COMMIT not found in $REPO_SHOWN: push it first (or check the SHA); nothing was changed"
+    fi
+    cache_has_ref "$COMMIT" || git_local update-ref "refs/touchdeploy/commits/$COMMIT" "$COMMIT"
+    cache_connected "$COMMIT" ||
+        die "$E_MISSING" "commit $(short "$COMMIT") is incomplete in $ROOT/repo.git after the fetch: $(last_output | redact_text)"
+    history_add fetched "$COMMIT"
 }
 
-extract_release() {
-    local final="$ROOT/releases/$COMMIT" tmp="$ROOT/releases/.tmp-$COMMIT-$$"
+step_extract() {
+    local final=$ROOT/releases/$COMMIT
+    release_ok "$COMMIT" && return 0
+    if [[ -e $final || -L $final ]]; then
+        remove_tree "$final" ||
+            die "$E_UNEXPECTED" "releases/$(short "$COMMIT") is incomplete and cannot be removed as $(who_am_i): $(last_output)"
+        say "clean    removed an incomplete releases/$(short "$COMMIT")"
+    fi
     step extract "$(short "$COMMIT") into releases/"
+    if ! extract_to "$final"; then
+        [[ $EXTRACT_FAILED == git ]] ||
+            die "$E_MISSING" "could not extract $(short "$COMMIT") into $ROOT/releases: $EXTRACT_ERR(disk full?)"
+        # The cache is damaged (objects missing or corrupt): it is only a cache, start afresh.
+        out 'the cache is damaged (%s), fetching into a new one ... ' "${EXTRACT_ERR% }"
+        reset_cache
+        fetch_into_cache
+        extract_to "$final" ||
+            die "$E_MISSING" "could not extract $(short "$COMMIT") into $ROOT/releases: $EXTRACT_ERR"
+    fi
+    step_done
+}
+
+# git archive | tar into a temporary directory, renamed to $1 only when complete. Sets
+# EXTRACT_FAILED (git or tar) and EXTRACT_ERR on failure.
+extract_to() {
+    local tmp="$ROOT/releases/.tmp-$COMMIT-$$" rc=0 statuses
+    EXTRACT_FAILED='' EXTRACT_ERR=''
     TMP_RELEASE=$tmp
-    mkdir -- "$tmp"
+    mkdir -- "$tmp" 2>/dev/null || {
+        EXTRACT_FAILED=tar EXTRACT_ERR="cannot create $tmp "
+        return 1
+    }
     # tar.umask and --no-same-permissions: files 0644 / dirs 0755, whoever runs this (root's
     # tar would otherwise keep the archive's 0664 modes).
-    (
-        exec 9>&-
-        git_cache -c tar.umask=0022 archive --format=tar "$COMMIT" |
-            tar -x --no-same-owner --no-same-permissions -C "$tmp" -f -
-    )
-    # A REVISION in the commit (even a symlink pointing elsewhere) is replaced, never written through.
-    rm -f -- "$tmp/REVISION"
-    printf '%s' "$COMMIT" >"$tmp/REVISION"
-    chmod -R a-w -- "$tmp"
-    # Only a complete tree ever has the final name.
-    mv -T -- "$tmp" "$final"
-    TMP_RELEASE=
-    step_done
-}
-
-do_prepare() {
-    if [[ -d $ROOT/releases/$COMMIT ]]; then
-        say "prepare  $(short "$COMMIT") already prepared"
-        return
+    # shellcheck disable=SC2016 # run by that bash, with the values as arguments
+    run_limited "$FETCH_TIMEOUT" bash -c 'git -C "$1" -c protocol.ext.allow=never -c tar.umask=0022 archive --format=tar "$2" |
+        tar -x --no-same-owner --no-same-permissions -C "$3" -f -
+        s=("${PIPESTATUS[@]}"); printf "td-pipe %s %s\n" "${s[0]}" "${s[1]}"; exit $((s[0] | s[1]))' \
+        touchdeploy "$ROOT/repo.git" "$COMMIT" "$tmp" || rc=$?
+    if ((rc != 0)); then
+        statuses=$(last_output)
+        git_verdict "$(printf '%s\n' "$statuses" | grep -v '^td-pipe ' || true)"
+        EXTRACT_ERR=$VERDICT
+        if ((rc == 124 || rc == 137)); then
+            EXTRACT_FAILED=tar EXTRACT_ERR="timed out after ${FETCH_TIMEOUT}s (--fetch-timeout) "
+        elif [[ $statuses =~ td-pipe\ ([0-9]+)\ ([0-9]+) && ${BASH_REMATCH[1]} != 0 && ${BASH_REMATCH[2]} == 0 ]]; then
+            EXTRACT_FAILED=git
+        elif [[ $statuses =~ td-pipe\ ([0-9]+)\ ([0-9]+) && ${BASH_REMATCH[2]} != 0 && $EXTRACT_ERR != *tar:* ]] && [[ $EXTRACT_ERR == *fatal:* || $EXTRACT_ERR == *error:* ]]; then
+            EXTRACT_FAILED=git
+        else
+            EXTRACT_FAILED=tar
+        fi
+        remove_tree "$tmp" || true
+        TMP_RELEASE=
+        return 1
     fi
-    fetch_commit
-    extract_release
+    # touchdeploy's REVISION replaces whatever the commit has there (a file, a directory, a
+    # symlink pointing elsewhere): it is never written through.
+    if ! rm -rf -- "$tmp/REVISION" 2>/dev/null || ! { printf '%s' "$COMMIT" >"$tmp/REVISION"; } 2>/dev/null; then
+        EXTRACT_FAILED=tar EXTRACT_ERR="cannot write $tmp/REVISION "
+        remove_tree "$tmp" || true
+        TMP_RELEASE=
+        return 1
+    fi
+    run_limited 300 chmod -R a-w -- "$tmp" || true
+    # Only a complete tree ever has the final name.
+    mv -T -- "$tmp" "$1"
+    TMP_RELEASE=
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -607,76 +1343,40 @@ do_prepare() {
 HTTP_STATUS=000
 HTTP_REVISION=
 HTTP_FINGERPRINT=
+HTTP_MS=0
+CONNECTED=0
+PROBE_ERR=
+PROBE_TLS=0
+CURL_CONFIG=
 
+# One request, bounded by $1 seconds (at most 5): a signal waits at most that long.
 probe() {
-    local out line
-    HTTP_STATUS=000
-    HTTP_REVISION=''
-    HTTP_FINGERPRINT=''
-    HTTP_MS=0
-    out=$(
-        exec 9>&-
-        curl --silent --noproxy '*' --globoff --connect-timeout 1 --max-time 2 \
-            --output /dev/null --dump-header - \
-            --write-out 'td-status:%{http_code}\ntd-time:%{time_total}\n' \
-            --url "$HEALTH_URL" 2>/dev/null
-    ) || true
+    local max=${1:-5} output line rc=0 connected=0
+    ((max <= 5)) || max=5
+    HTTP_STATUS=000 HTTP_REVISION='' HTTP_FINGERPRINT='' HTTP_MS=0 CONNECTED=0 PROBE_ERR='' PROBE_TLS=0
+    output=$(curl -q --silent --show-error --noproxy '*' --globoff --connect-timeout 1 \
+        --max-time "$max" --output /dev/null --dump-header - \
+        --write-out 'td-status:%{http_code}\ntd-connect:%{time_connect}\ntd-time:%{time_total}\n' \
+        --config - 2>&1 9>&- <<<"$CURL_CONFIG") || rc=$?
     while IFS= read -r line; do
         line=${line%$'\r'}
         case ${line,,} in
         x-revision:*) HTTP_REVISION=$(trim "${line#*:}") ;;
         x-touchdeploy-fingerprint:*) HTTP_FINGERPRINT=$(trim "${line#*:}") ;;
         td-status:*) HTTP_STATUS=${line#*:} ;;
+        td-connect:*) [[ ${line#*:} =~ ^0*[.,]?0*$ ]] || connected=1 ;;
         td-time:*) [[ ${line#*:} =~ ^([0-9]+)[.,]([0-9]{3}) ]] &&
             HTTP_MS=$((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[2]})) ;;
+        curl:*) PROBE_ERR=$(trim "${line#curl:}") ;;
         esac
-    done <<<"$out"
-}
-
-# A uWSGI whose workers were spawned a moment ago can miss a reload: a worker that has not yet
-# installed its signal handler never gets the master's "stop gracefully", keeps serving the old
-# code, and the master waits out worker-reload-mercy (30 s) before forcing it (measured: 7 of
-# 240 first deploys to fresh containers, bench/README.md). So the trigger is only touched for a
-# server that answered promptly before the switch; one that is starting (no answer, or an
-# answer that waited in the listen queue) is first waited for, and needs no touch at all when
-# it comes up on the new release.
-READY_MS=500
-SETTLE_NS=500000000
-
-server_was_running() {
-    [[ -n $HEALTH_URL ]] || return 0
-    probe
-    [[ $HTTP_STATUS != 000 ]] && ((HTTP_MS < READY_MS))
-}
-
-reload_once_started() {
-    local sha=$1 deadline first=0 now
-    step start "the server is not answering yet: waiting for it to start (up to ${HEALTH_TIMEOUT}s)"
-    deadline=$(($(now_ns) + HEALTH_TIMEOUT * 1000000000))
-    while :; do
-        probe
-        now=$(now_ns)
-        if [[ $HTTP_STATUS != 000 && $HTTP_REVISION == "$sha" ]]; then
-            step_done "it started on releases/$(short "$sha"), no reload needed:"
-            TRIGGER_NS=$now
-            return 0
-        fi
-        if [[ $HTTP_STATUS != 000 ]]; then
-            ((first)) || first=$now
-            # Up, on the release it started with: reload it once its workers are settled.
-            if ((now - first >= SETTLE_NS && HTTP_MS < READY_MS)); then
-                step_done "up on $(short "${HTTP_REVISION:-unknown}")"
-                touch_trigger
-                return 0
-            fi
-        fi
-        if ((now >= deadline)); then
-            step_done "still not answering"
-            touch_trigger
-            return 0
-        fi
-        sleep 0.1 9>&-
-    done
+    done <<<"$output"
+    # Running: it answered, or took the connection and is busy (curl timed out on it). A
+    # connection closed at once is not a server (Docker's proxy accepts for a stopped one).
+    if [[ $HTTP_STATUS != 000 ]] || ((connected && rc == 28)); then
+        CONNECTED=1
+    fi
+    case $rc in 35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91) PROBE_TLS=1 ;; esac
+    return 0
 }
 
 trim() {
@@ -685,87 +1385,187 @@ trim() {
     printf '%s' "${v%"${v##*[![:space:]]}"}"
 }
 
-# Polls until $1 is served with 200 (0) or gives up (1, reason in WHY). Fails fast when the new
-# revision answers non-200 for 3 s: a broken app keeps answering 500 after a reload.
+# A uWSGI whose workers were spawned a moment ago can miss a reload: a worker that has not yet
+# installed its signal handler never gets the master's "stop gracefully", keeps serving the old
+# code, and the master waits out worker-reload-mercy (30 s) before forcing it (measured: 7 of
+# 240 first deploys to fresh containers, bench/README.md). So the trigger is touched at once
+# only for a server that answered promptly before the switch; one that was not answering, was
+# slow, or was reloaded by us a moment ago is touched once it has answered for SETTLE_NS.
+READY_MS=500
+SETTLE_NS=500000000
+FAILFAST_NS=3000000000
+RUNNING=1
+PROMPT=1
+UP_SINCE=0
+TOUCHED=0
+TRIGGER_NS=0
+
+# probe, remembering since when the server answers without a break.
+observe() {
+    probe "$@"
+    now
+    if [[ $HTTP_STATUS != 000 ]]; then
+        ((UP_SINCE)) || UP_SINCE=$NOW
+    elif ((!CONNECTED)); then
+        UP_SINCE=0
+    fi
+}
+
+# The server before the switch: running (any answer, or at least a connection), prompt.
+first_probe() {
+    RUNNING=1 PROMPT=1
+    [[ -n $HEALTH_URL ]] || return 0
+    observe "$((HEALTH_TIMEOUT < 5 ? HEALTH_TIMEOUT : 5))"
+    if ((PROBE_TLS)); then
+        die "$E_USAGE" "--health-url $HEALTH_SHOWN: TLS failed (${PROBE_ERR:-curl status}): the health check talks to the container's port, use http://127.0.0.1:PORT/...; nothing was switched"
+    fi
+    ((CONNECTED)) || RUNNING=0
+    [[ $HTTP_STATUS != 000 ]] && ((HTTP_MS < READY_MS)) || PROMPT=0
+}
+
+# Touches the trigger once the server has answered for $1 ns without a break (0: at once), or
+# after $2 seconds at most; without --health-url, at once.
+touch_when_settled() {
+    local need=$1 deadline
+    if [[ -n $HEALTH_URL ]] && ((need > 0)); then
+        now
+        deadline=$((NOW + $2 * 1000000000))
+        while :; do
+            observe 1
+            if ((UP_SINCE && NOW - UP_SINCE >= need)) || ((NOW >= deadline)); then
+                break
+            fi
+            sleep 0.05
+        done
+    fi
+    touch_trigger
+}
+
+# Touches the trigger once. uWSGI's touch-reload compares mtimes in whole seconds, so a second
+# deploy within the same second would be missed: the new mtime is max(now, previous + 1).
+touch_trigger() {
+    local file="$ROOT/$RELOAD_FILE" old t
+    if [[ ! -f $file || -L $file ]] || ! old=$(stat -c %Y -- "$file" 2>/dev/null) ||
+        ! { now && t=$((NOW_S > old ? NOW_S : old + 1)) && touch -d "@$t" -- "$file" 2>/dev/null; }; then
+        # While switching back the caller decides; elsewhere it is a failure (after the switch:
+        # switch back).
+        [[ $PHASE != undoing ]] || return 1
+        fail "$E_UNEXPECTED" "cannot touch the reload trigger $file as $(who_am_i) (gone, not a plain file, or not ours)"
+    fi
+    TOUCHED=1
+    now
+    TRIGGER_NS=$NOW
+    UP_SINCE=0
+    say "reload   touched $RELOAD_FILE (mtime $t): uWSGI reloads gracefully"
+}
+
+# Polls until $1 is served with 200 (0), or gives up (1, reason in WHY) at DEADLINE_NS. Fails
+# fast when the new revision answers non-200 for 3 s: a broken app keeps answering 500.
+DEADLINE_NS=0
 wait_served() {
-    local sha=$1 deadline bad_since=0 now
-    deadline=$(($(now_ns) + HEALTH_TIMEOUT * 1000000000))
+    local sha=$1 bad_since=0 left
     WHY=
     while :; do
-        probe
+        now
+        left=$(((DEADLINE_NS - NOW) / 1000000000))
+        ((left >= 1)) || left=1
+        observe "$left"
         if [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$sha" ]]; then
             return 0
         fi
-        now=$(now_ns)
+        if ((PROBE_TLS)); then
+            WHY="TLS failed: ${PROBE_ERR:-curl status}"
+            return 1
+        fi
         if [[ $HTTP_REVISION == "$sha" ]]; then
-            ((bad_since)) || bad_since=$now
-            if ((now - bad_since >= 3000000000)); then
+            ((bad_since)) || bad_since=$NOW
+            if ((NOW - bad_since >= FAILFAST_NS)); then
                 WHY="it answered HTTP $HTTP_STATUS for 3s"
                 return 1
             fi
         else
             bad_since=0
         fi
-        if ((now >= deadline)); then
-            WHY="not served with HTTP 200 within ${HEALTH_TIMEOUT}s (last seen: HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}"))"
+        if ((NOW >= DEADLINE_NS)); then
+            WHY="not served with HTTP 200 within ${HEALTH_WAITED}s (last seen: HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}"))"
             return 1
         fi
-        sleep 0.2 9>&-
+        sleep 0.1
     done
 }
 
-# True when $1 answers 200 with X-Revision $1 right now (used for "already live").
-served_now() {
-    [[ -n $HEALTH_URL ]] || return 0
-    probe
-    [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$1" ]]
+set_deadline() {
+    now
+    DEADLINE_NS=$((NOW + $1 * 1000000000))
+    HEALTH_WAITED=$1
 }
 
 # ---------------------------------------------------------------------------------------------
 # Dependency guard: the container's image has the dependencies of some commit installed; a
 # commit whose dependency files differ needs a container deploy, not a code deploy.
 
-# sha256 of the lines "P\n<sha256 of P's content, or absent>\n" for each path, in the given
-# order; the TypeScript side computes the same from git objects (symlink = its target text).
-dependency_fingerprint() {
-    local dir=$1 p h text=
+# Sets FP to the dependency fingerprint of commit $1, from its git objects exactly as
+# components/fingerprint.ts computes it (raw bytes; a symlink counts as its target text, a
+# path through a symlinked directory is absent): sha256 of "P\n<sha256 of P or absent>\n" for
+# each path P in order. BLOB[P] is P's blob id (or absent). Returns 1 if the commit is missing.
+fingerprint_of() {
+    local sha=$1 p spec entry meta path text='' h type id
+    declare -gA BLOB=()
+    local -A found=()
+    [[ $(git_local cat-file -t "$sha" 2>/dev/null) == commit ]] || return 1
+    local specs=()
+    for p in "${DEPENDENCY_FILES[@]}"; do specs+=("${SUBDIR:+$SUBDIR/}$p"); done
+    while IFS= read -r -d '' entry; do
+        meta=${entry%%$'\t'*}
+        path=${entry#*$'\t'}
+        found[$path]=$meta
+    done < <(GIT_LITERAL_PATHSPECS=1 git_local ls-tree --full-tree -z "$sha" -- "${specs[@]}" 2>/dev/null)
     for p in "${DEPENDENCY_FILES[@]}"; do
-        h=$(file_hash "$dir/$p")
+        spec=${SUBDIR:+$SUBDIR/}$p
+        meta=${found[$spec]-}
+        if [[ -z $meta ]]; then
+            BLOB[$p]=absent
+            h=absent
+        else
+            read -r _ type id <<<"$meta" || true
+            [[ $type == blob ]] ||
+                die "$E_USAGE" "--dependency-files: $p is a $type in commit $(short "$sha"), not a file"
+            BLOB[$p]=$id
+            h=$(git_local cat-file blob "$id" | sha256sum)
+            h=${h%% *}
+        fi
         text+="$p"$'\n'"$h"$'\n'
     done
     h=$(printf '%s' "$text" | sha256sum)
-    printf '%s' "${h%% *}"
-}
-
-file_hash() {
-    local h
-    if [[ -L $1 ]]; then
-        h=$(printf '%s' "$(readlink -- "$1")" | sha256sum)
-    elif [[ -f $1 ]]; then
-        h=$(sha256sum <"$1")
-    else
-        printf absent
-        return
-    fi
-    printf '%s' "${h%% *}"
+    FP=${h%% *}
 }
 
 dependency_guard() {
-    local app_dir=$1 fp expected from changed=() p live live_dir
-    [[ -n ${OPT[dependency-files]+set} ]] || return 0
-    fp=$(dependency_fingerprint "$app_dir")
-    expected=${OPT[container-fingerprint]-}
+    local fp expected from changed=() p live
+    fingerprint_of "$COMMIT" ||
+        die "$E_MISSING" "commit $(short "$COMMIT") is not in $ROOT/repo.git, which the dependency check reads: run fetch again"
+    fp=$FP
+    local -A new_blob=()
+    for p in "${!BLOB[@]}"; do new_blob[$p]=${BLOB[$p]}; done
+    expected=$CONTAINER_FINGERPRINT
     from="--container-fingerprint"
-    if [[ -z $expected && -n $HEALTH_URL ]]; then
-        probe
+    if [[ -z $expected ]]; then
+        # Fail closed: a server that does not say what it was built for is not trusted to have it.
+        local deadline
+        now
+        deadline=$((NOW + HEALTH_TIMEOUT * 1000000000))
+        while [[ -z $HTTP_FINGERPRINT && $HTTP_STATUS == 000 ]] && ((CONNECTED && NOW < deadline)); do
+            sleep 0.1
+            observe "$(((deadline - NOW) / 1000000000 + 1))"
+        done
         if [[ $HTTP_FINGERPRINT =~ ^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$ ]]; then
             expected=$HTTP_FINGERPRINT
-            from="the X-Touchdeploy-Fingerprint of $HEALTH_URL"
+            from="the X-Touchdeploy-Fingerprint of $HEALTH_SHOWN"
+        else
+            local why="it answered HTTP $HTTP_STATUS without X-Touchdeploy-Fingerprint"
+            [[ $HTTP_STATUS != 000 ]] || why="it did not answer${PROBE_ERR:+ ($PROBE_ERR)}"
+            die "$E_DEPENDENCIES" "cannot check the dependencies of $(short "$COMMIT"): the container's fingerprint is unknown (no --container-fingerprint, and $HEALTH_SHOWN: $why): pass --container-fingerprint (pulumi up does), or 'unmanaged' to skip the check; nothing was switched"
         fi
-    fi
-    if [[ -z $expected ]]; then
-        warn "dependency check skipped: the container's fingerprint is unknown (pass --container-fingerprint, or a --health-url that answers)"
-        return 0
     fi
     if [[ $expected == unmanaged ]]; then
         warn "dependency check skipped: the container's dependencies are unmanaged"
@@ -777,221 +1577,582 @@ dependency_guard() {
     fi
     # Which files differ from the live release (whose dependencies the container normally has).
     live=$(link_sha current)
-    if [[ -n $live ]]; then
-        live_dir="$ROOT/releases/$live${SUBDIR:+/$SUBDIR}"
+    if [[ -n $live ]] && fingerprint_of "$live"; then
         for p in "${DEPENDENCY_FILES[@]}"; do
-            [[ $(file_hash "$app_dir/$p") == "$(file_hash "$live_dir/$p")" ]] || changed+=("$p")
+            [[ ${new_blob[$p]} == "${BLOB[$p]}" ]] || changed+=("$p")
         done
     fi
     die "$E_DEPENDENCIES" "commit $(short "$COMMIT") has dependency fingerprint $fp but the container runs $expected (from $from)${changed[*]:+; changed since live commit $(short "$live"): ${changed[*]}}: this commit changes dependencies: run a container deploy (pulumi up builds the image for them); nothing was switched"
 }
 
 # ---------------------------------------------------------------------------------------------
-# activate / rollback: switch, touch once, wait until healthy, else switch back.
+# release / rollback: check everything, switch, touch once, wait until healthy, else switch back.
 
-# Switches current (and previous), touches the trigger, waits for health. On failure switches
-# back to what was live and exits 6 (or 7 when that is not healthy either). $1 = sha, $2 =
-# verb for messages ("deploy" or "roll back to"), $3 = what previous becomes.
-switch_and_verify() {
-    local sha=$1 verb=$2 new_previous=$3
-    local old_current old_previous
-    local running=1
-    old_current=$(link_sha current)
-    old_previous=$(link_sha previous)
-    server_was_running || running=0
-    step switch "current -> releases/$(short "$sha")${old_current:+ (was $(short "$old_current"))}"
-    set_link current "$sha"
-    if [[ -n $new_previous && $new_previous != "$sha" ]]; then
-        set_link previous "$new_previous"
+OLD_CURRENT=
+OLD_PREVIOUS=
+NEW_PREVIOUS=
+SWITCH_LINKS=1
+DONE_EARLY=0
+VERB=deploy
+
+# rollback: the release to switch to.
+step_target() {
+    local live previous
+    VERB="roll back to"
+    if ((RECOVERED)) && [[ -z $TO ]]; then
+        # The interrupted deploy was switched back: that is the rollback asked for.
+        COMMIT=$(link_sha current)
+        [[ -n $COMMIT ]] || die "$E_NOTHING" "the interrupted deploy was switched back, and nothing was live before it under $ROOT"
+        say "rollback the interrupted deploy${RECOVERED_FROM:+ of $(short "$RECOVERED_FROM")} was switched back: $(short "$COMMIT") is current again"
+        if [[ -n $HEALTH_URL ]]; then
+            step health "waiting for $(short "$COMMIT") on $HEALTH_SHOWN (up to ${HEALTH_TIMEOUT}s)"
+            set_deadline "$HEALTH_TIMEOUT"
+            wait_served "$COMMIT" ||
+                die "$E_URGENT" "URGENT: $(short "$COMMIT") is current again but not healthy ($WHY): check the container (docker logs) now"
+            step_done healthy
+        fi
+        PHASE=committed
+        DONE_EARLY=1
+        return 0
     fi
+    live=$(link_sha current)
+    previous=$(link_sha previous)
+    if [[ -n $TO ]]; then
+        release_ok "$TO" ||
+            die "$E_MISSING" "release $(short "$TO") is not under $ROOT/releases (pruned or never deployed): deploy it instead"
+        COMMIT=$TO
+    else
+        [[ -n $live || -n $previous ]] || die "$E_NOTHING" "nothing is live under $ROOT: nothing to roll back"
+        [[ -n $previous ]] || die "$E_NOTHING" "nothing to roll back to: $ROOT has no previous release"
+        [[ $previous != "$live" ]] ||
+            die "$E_NOTHING" "nothing to roll back to: previous is the live release $(short "$live"); name one with --to SHA"
+        COMMIT=$previous
+    fi
+    if [[ $COMMIT == "$live" ]]; then
+        say "already live: $(short "$COMMIT"); nothing to do"
+        DONE_EARLY=1
+    fi
+}
+
+# Everything that can fail, before anything live changes.
+step_check() {
+    local rel=$ROOT/releases/$COMMIT app real_rel='' real_ini=
+    release_ok "$COMMIT" ||
+        die "$E_MISSING" "release $(short "$COMMIT") is not fetched under $ROOT/releases: run fetch first"
+    app="$rel${SUBDIR:+/$SUBDIR}"
+    if [[ ${SUB_ROW[0]} != rollback || -n $SUBDIR ]]; then
+        # The app and its uwsgi.ini must be in the release (a symlink may point within it).
+        { read -r real_rel && read -r real_ini; } < <(realpath -e -- "$rel" "$app/uwsgi.ini" 2>/dev/null) || true
+        [[ -n $real_ini && -f $real_ini && $real_ini == "$real_rel"/* ]] ||
+            die "$E_USAGE" "commit $(short "$COMMIT") has no ${SUBDIR:+$SUBDIR/}uwsgi.ini${real_ini:+ inside the release (it points to $real_ini)}: check --subdir (the app's directory in the repository); nothing was switched"
+    fi
+    check_links
+    ensure_trigger
+    OLD_CURRENT=$(link_sha current)
+    OLD_PREVIOUS=$(link_sha previous)
+    if [[ -z $OLD_CURRENT && -L $ROOT/current && -n $OLD_PREVIOUS ]]; then
+        warn "current points to a missing or incomplete release ($(readlink -- "$ROOT/current")): if this fails, switching back goes to previous ($(short "$OLD_PREVIOUS"))"
+    fi
+    first_probe
+    if ((GUARD)); then
+        dependency_guard
+    fi
+    if [[ $OLD_CURRENT == "$COMMIT" ]]; then
+        if [[ -z $HEALTH_URL || ($HTTP_STATUS == 200 && $HTTP_REVISION == "$COMMIT") ]]; then
+            say "already live: $(short "$COMMIT")${HEALTH_URL:+ is served by $HEALTH_SHOWN}; nothing to do"
+            DONE_EARLY=1
+            return 0
+        fi
+        say "check    current is $(short "$COMMIT") already, but $HEALTH_SHOWN does not serve it (HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}")): it is reloaded and checked"
+    fi
+    prepare_switch
+}
+
+# The new links and the journal, made aside (no marker yet): the switch itself is renames only,
+# and switching back needs no new inode or block (it works on a full disk).
+prepare_switch() {
+    local what
+    rm -f -- "$ROOT/.current.new" "$ROOT/.previous.new" "$ROOT/.switch.current" "$ROOT/.switch.previous"
+    NEW_PREVIOUS=${OLD_CURRENT:-$OLD_PREVIOUS}
+    if [[ $OLD_CURRENT == "$COMMIT" ]]; then
+        NEW_PREVIOUS=$OLD_PREVIOUS
+        SWITCH_LINKS=0
+        return 0
+    fi
+    SWITCH_LINKS=1
+    MADE_LINKS=1
+    what="the new current"
+    if [[ $OLD_PREVIOUS == "$COMMIT" ]]; then
+        copy_link previous .current.new
+    else
+        ln -s -- "releases/$COMMIT" "$ROOT/.current.new" 2>/dev/null
+    fi || switch_not_prepared "$what"
+    what="the journal"
+    if [[ -n $OLD_CURRENT ]]; then
+        copy_link current .previous.new && copy_link current .switch.current
+    elif [[ -n $OLD_PREVIOUS && $OLD_PREVIOUS != "$COMMIT" ]]; then
+        # current is dangling: a failure switches back to previous, a success keeps previous.
+        copy_link previous .switch.current
+    elif [[ -L $ROOT/current ]]; then
+        # Dangling, and previous is what we go to: back to the dangling link (nothing live).
+        copy_link current .switch.current
+    else
+        ln -s none "$ROOT/.switch.current" 2>/dev/null
+    fi || switch_not_prepared "$what"
+    if [[ -L $ROOT/previous ]]; then
+        copy_link previous .switch.previous
+    else
+        ln -s none "$ROOT/.switch.previous" 2>/dev/null
+    fi || switch_not_prepared "$what"
+}
+
+switch_not_prepared() {
+    die "$E_UNEXPECTED" "cannot make $1 in $ROOT as $(who_am_i) (disk full, out of inodes?); nothing was switched"
+}
+
+step_switch() {
+    ((SWITCH_LINKS)) || return 0
+    step switch "current -> releases/$(short "$COMMIT")${OLD_CURRENT:+ (was $(short "$OLD_CURRENT"))}"
+    # The journal: from here on, any failure or signal switches back, now or in the next run.
+    copy_link .switch.current .switch || switch_not_prepared "the journal"
+    PHASE=switched
+    if [[ -L $ROOT/.previous.new ]]; then
+        replace_link .previous.new previous
+    fi
+    boundary switch:links
+    replace_link .current.new current
     step_done
-    # The release's mtime orders releases for pruning: the one just made live is the newest.
-    touch -- "$ROOT/releases/$sha"
-    if ((running)); then
+}
+
+step_reload() {
+    if ((!RUNNING)); then
+        reload_starting_server
+    elif ((PROMPT)); then
         touch_trigger
     else
-        reload_once_started "$sha"
+        touch_when_settled "$SETTLE_NS" "$HEALTH_TIMEOUT"
     fi
-    [[ -n $HEALTH_URL ]] || return 0
+}
 
-    step health "waiting for $(short "$sha") on $HEALTH_URL (up to ${HEALTH_TIMEOUT}s)"
-    if wait_served "$sha"; then
-        printf 'healthy %s after the reload\n' "$(elapsed "$TRIGGER_NS")"
+# A server that did not answer before the switch is starting (a new container): wait for it.
+# If it comes up on the new release no reload is needed; if on the old one, it is touched once
+# it has answered for SETTLE_NS.
+reload_starting_server() {
+    local deadline
+    step start "the server is not answering yet: waiting for it to start (up to ${HEALTH_TIMEOUT}s)"
+    now
+    deadline=$((NOW + HEALTH_TIMEOUT * 1000000000))
+    while :; do
+        observe 2
+        if [[ $HTTP_STATUS != 000 && $HTTP_REVISION == "$COMMIT" ]]; then
+            step_done "it started on releases/$(short "$COMMIT"), no reload needed:"
+            TRIGGER_NS=$NOW
+            return 0
+        fi
+        if ((UP_SINCE && NOW - UP_SINCE >= SETTLE_NS)); then
+            step_done "up on $(short "${HTTP_REVISION:-unknown}")"
+            touch_trigger
+            return 0
+        fi
+        if ((NOW >= deadline)); then
+            step_done "still not answering"
+            touch_trigger
+            return 0
+        fi
+        sleep 0.1
+    done
+}
+
+step_health() {
+    if [[ -z $HEALTH_URL ]]; then
+        commit_switch
+        return 0
+    fi
+    step health "waiting for $(short "$COMMIT") on $HEALTH_SHOWN (up to ${HEALTH_TIMEOUT}s)"
+    set_deadline "$HEALTH_TIMEOUT"
+    if wait_served "$COMMIT"; then
+        out 'healthy %s after the reload\n' "$(elapsed "$TRIGGER_NS")"
         STEP_OPEN=0
+        commit_switch
         return 0
     fi
     close_step "unhealthy: $WHY"
     local why=$WHY
-    if [[ $HTTP_STATUS == 200 && -n $HTTP_REVISION && $HTTP_REVISION != "$sha" ]]; then
+    history_add failed "$COMMIT"
+    if [[ $HTTP_STATUS == 200 && -n $HTTP_REVISION && $HTTP_REVISION != "$COMMIT" ]]; then
         why+="; the server never reloaded: does its container mount $ROOT and watch $RELOAD_FILE (TOUCHDEPLOY_RELOAD_FILE)?"
     fi
-    if [[ -z $old_current || $old_current == "$sha" ]]; then
-        die "$E_URGENT" "URGENT: commit $(short "$sha") failed its health check ($why) and there is no other release to switch back to: nothing healthy is serving; fix it and deploy again, or run 'touchdeploy.sh rollback --to SHA'"
+    if [[ $PHASE != switched ]]; then
+        die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT"): it failed its health check ($why), and there is no other release to switch back to: nothing healthy is serving; fix it and deploy again, or run 'touchdeploy.sh rollback --to SHA'"
     fi
-    step switch "back: current -> releases/$(short "$old_current")"
-    set_link current "$old_current"
-    set_link previous "$old_previous"
-    step_done
-    touch_trigger
-    step health "waiting for $(short "$old_current") on $HEALTH_URL (up to ${HEALTH_TIMEOUT}s)"
-    if wait_served "$old_current"; then
-        printf 'healthy %s after the reload\n' "$(elapsed "$TRIGGER_NS")"
-        STEP_OPEN=0
-        die "$E_ROLLED_BACK" "could not $verb $(short "$sha"): it failed its health check ($why); switched back: commit $(short "$old_current") is serving again; fix the commit (see the container's log) and deploy again"
-    fi
-    die "$E_URGENT" "URGENT: could not $verb $(short "$sha") ($why) AND switching back to $(short "$old_current") did not become healthy ($WHY): the app is down; check the container (docker logs) now"
+    undo_switch "it failed its health check ($why)" health
 }
 
-# Keeps the newest $KEEP releases by mtime, and always the live and previous ones.
-prune_releases() {
-    local live previous name n=0 removed=()
-    live=$(link_sha current)
-    previous=$(link_sha previous)
+# The release passed its health check (or there is none to pass): it stands.
+commit_switch() {
+    rm -f -- "$ROOT/.switch"
+    PHASE=committed
+    rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
+    history_add live "$COMMIT"
+}
+
+# Switches back from the journal, reloads, waits for the release live before, and exits: 6 when
+# it serves again, 7 when it does not or there was none. $2: why (health, signal or failure).
+# Further signals shorten the wait.
+undo_switch() {
+    local reason=$1 kind=$2 back limit advice
+    PHASE=undoing
+    trap - ERR
+    set +e
+    trap 'undo_signal' INT TERM HUP
+    back=$(journal_sha current)
+    release_ok "$back" || back=
+    boundary undo:start
+    step switch "back: current -> $(release_shown "$back" "nothing (no release was live)")"
+    if ! restore_links; then
+        die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT") ($reason) AND could not switch back ($(who_am_i) cannot write in $ROOT): run 'touchdeploy.sh rollback' as soon as that is fixed"
+    fi
+    step_done
+    boundary undo:links
+    limit=$HEALTH_TIMEOUT
+    [[ $kind != signal ]] || limit=$((HEALTH_TIMEOUT < 10 ? HEALTH_TIMEOUT : 10))
+    case $kind in
+    health) advice="fix the commit (see the container's log) and deploy again" ;;
+    signal) advice="deploy again when ready" ;;
+    *) advice="fix what failed and deploy again" ;;
+    esac
+    # Reload what is current again when the server may have loaded the failed release.
+    local touched_back=1
+    if [[ -n $back ]]; then
+        if ((TOUCHED)); then
+            touch_when_settled "$SETTLE_NS" "$limit" || touched_back=0
+        elif ((!RUNNING)) && [[ -n $HEALTH_URL ]]; then
+            probe 1
+            if [[ $HTTP_STATUS != 000 && $HTTP_REVISION != "$back" ]]; then
+                touch_when_settled "$SETTLE_NS" "$limit" || touched_back=0
+            fi
+        fi
+    fi
+    if ((!touched_back)); then
+        clear_journal
+        die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT") ($reason) AND could not touch $ROOT/$RELOAD_FILE to reload $(short "$back"): current is $(short "$back") again, but the server may still run the failed release: restart the container now"
+    fi
+    boundary undo:reload
+    clear_journal
+    if [[ -z $back ]]; then
+        die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT"): $reason, and there is no other release to switch back to: nothing healthy is serving; fix it and deploy again, or run 'touchdeploy.sh rollback --to SHA'"
+    fi
+    if [[ -z $HEALTH_URL ]]; then
+        die "$E_ROLLED_BACK" "could not $VERB $(short "$COMMIT"): $reason; switched back: commit $(short "$back") is current again (not checked: no --health-url); $advice"
+    fi
+    step health "waiting for $(short "$back") on $HEALTH_SHOWN (up to ${limit}s)"
+    set_deadline "$limit"
+    if wait_served "$back"; then
+        out 'healthy %s after the reload\n' "$(elapsed "$TRIGGER_NS")"
+        STEP_OPEN=0
+        die "$E_ROLLED_BACK" "could not $VERB $(short "$COMMIT"): $reason; switched back: commit $(short "$back") is serving again; $advice"
+    fi
+    die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT") ($reason) AND switching back to $(short "$back") did not become healthy ($WHY): the app is down; check the container (docker logs) now"
+}
+
+# A signal while switching back: finish switching back, but wait at most 5 s more for health.
+undo_signal() {
+    kill_child
+    now
+    local cap=$((NOW + 5000000000))
+    ((DEADLINE_NS == 0 || DEADLINE_NS > cap)) && DEADLINE_NS=$cap
+    return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# prune: keep the --keep releases live most recently (by the history, not by file times), the
+# --keep fetched most recently and never tried (a release about to be made live by another
+# run), and always current and previous. A failed release goes first. Problems are warnings.
+
+step_prune() {
+    local live=$COMMIT previous=$NEW_PREVIOUS name removed=() problems=() t event sha
+    local -A live_at=() fetched_at=() tried=() keep=()
+    # current and previous are what this run made them: no readlink needed.
     step prune "keeping the newest $KEEP releases"
-    # ls -t sorts by mtime (nanoseconds); names are checked to be 40 hex digits below.
     local names=()
-    # shellcheck disable=SC2012
-    mapfile -t names < <(ls -1t -- "$ROOT/releases")
-    for name in "${names[@]}"; do
+    for name in "$ROOT"/releases/*; do
+        name=${name##*/}
         [[ $name =~ ^[0-9a-f]{40}$ ]] || continue
-        n=$((n + 1))
-        if ((n <= KEEP)) || [[ $name == "$live" || $name == "$previous" ]]; then
+        if [[ -L $ROOT/releases/$name ]]; then
+            problems+=("releases/$name is a symlink, not a release: left alone")
             continue
         fi
-        chmod -R u+w -- "$ROOT/releases/$name"
-        rm -rf -- "${ROOT:?}/releases/$name"
-        git_cache update-ref -d "refs/touchdeploy/commits/$name" 2>/dev/null || true
-        removed+=("$(short "$name")")
+        names+=("$name")
     done
+    if ((${#names[@]} > KEEP)); then
+        if [[ -f $ROOT/.history ]]; then
+            while read -r t event sha; do
+                [[ $t =~ ^[0-9]+$ && $sha =~ ^[0-9a-f]{40}$ ]] || continue
+                case $event in
+                live) live_at[$sha]=$t tried[$sha]=1 ;;
+                failed) tried[$sha]=1 ;;
+                fetched) fetched_at[$sha]=$t ;;
+                esac
+            done <"$ROOT/.history"
+        fi
+        # Releases the history does not know (made before it existed): their directory's time.
+        for name in "${names[@]}"; do
+            if [[ -z ${live_at[$name]+x} && -z ${fetched_at[$name]+x} && -z ${tried[$name]+x} ]]; then
+                t=$(stat -c %Y -- "$ROOT/releases/$name" 2>/dev/null) || t=0
+                live_at[$name]=${t}000000000 tried[$name]=1
+            fi
+        done
+        [[ -z $live ]] || keep[$live]=1
+        [[ -z $previous ]] || keep[$previous]=1
+        keep_newest live_at 1
+        keep_newest fetched_at 0
+        for name in "${names[@]}"; do
+            [[ -z ${keep[$name]+x} ]] || continue
+            if remove_tree "$ROOT/releases/$name"; then
+                removed+=("$(short "$name")")
+            else
+                problems+=("could not remove releases/$(short "$name") ($(last_output | head -n 1)): remove it by hand")
+            fi
+        done
+    fi
+    prune_cache "${#removed[@]}"
+    ((${#removed[@]} == 0)) || compact_history
     step_done "removed ${#removed[@]}${removed[*]:+ (${removed[*]})}"
+    for name in "${problems[@]}"; do warn "prune: $name"; done
 }
 
-do_activate() {
-    local rel="$ROOT/releases/$COMMIT" app_dir live
-    [[ -d $rel ]] || die "$E_MISSING" "release $(short "$COMMIT") is not prepared under $ROOT/releases: run prepare first"
-    app_dir="$rel${SUBDIR:+/$SUBDIR}"
-    [[ -f $app_dir/uwsgi.ini ]] ||
-        die "$E_USAGE" "commit $(short "$COMMIT") has no ${SUBDIR:+$SUBDIR/}uwsgi.ini: check --subdir (the app's directory in the repository); nothing was switched"
-    dependency_guard "$app_dir"
-    live=$(link_sha current)
-    if [[ $live == "$COMMIT" ]] && served_now "$COMMIT"; then
-        say "already live: $(short "$COMMIT")${HEALTH_URL:+ is served by $HEALTH_URL}; nothing to do"
-        ALREADY_LIVE=1
-        return 0
+# Marks in keep[] the KEEP releases of names[] with the latest time in the array named $1,
+# among those tried ($2 = 1) or never tried ($2 = 0); a tie goes to the greater name.
+keep_newest() {
+    local -n times=$1
+    local want=$2 n best name is_tried
+    local -A taken=()
+    for ((n = 0; n < KEEP; n++)); do
+        best=
+        for name in "${names[@]}"; do
+            is_tried=0
+            [[ -z ${tried[$name]+x} ]] || is_tried=1
+            ((is_tried == want)) || continue
+            [[ -z ${taken[$name]+x} ]] || continue
+            if [[ -z $best ]] || ((${times[$name]:-0} > ${times[$best]:-0})); then
+                best=$name
+            elif ((${times[$name]:-0} == ${times[$best]:-0})) && [[ $name > $best ]]; then
+                best=$name
+            fi
+        done
+        [[ -n $best ]] || break
+        taken[$best]=1
+        keep[$best]=1
+    done
+}
+
+# Refs of commits whose release is gone (or never extracted) would keep their objects forever.
+# Read from the ref files and packed-refs: no git process when there is nothing to delete.
+prune_cache() {
+    local ref sha line deletions=()
+    for ref in "$ROOT"/repo.git/refs/touchdeploy/commits/*; do
+        sha=${ref##*/}
+        if [[ $sha =~ ^[0-9a-f]{40}$ && ! -d $ROOT/releases/$sha ]]; then
+            deletions+=("delete refs/touchdeploy/commits/$sha")
+        fi
+    done
+    if [[ -f $ROOT/repo.git/packed-refs ]]; then
+        while read -r _ line; do
+            [[ $line == refs/touchdeploy/commits/* ]] || continue
+            sha=${line##*/}
+            if [[ $sha =~ ^[0-9a-f]{40}$ && ! -d $ROOT/releases/$sha ]]; then
+                deletions+=("delete $line")
+            fi
+        done <"$ROOT/repo.git/packed-refs"
     fi
-    switch_and_verify "$COMMIT" deploy "$live"
-    prune_releases
+    if ((${#deletions[@]})); then
+        printf '%s\n' "${deletions[@]}" | git_local update-ref --stdin 2>/dev/null || true
+    fi
+    if (($1 > 0 || ${#deletions[@]} > 0)); then
+        run_limited 300 git -C "$ROOT/repo.git" -c gc.autoDetach=false gc --auto --quiet || true
+    fi
+}
+
+# Keeps the history's last event of each kind for releases still on disk, and the triggers.
+compact_history() {
+    [[ -f $ROOT/.history ]] || return 0
+    local tmp="$ROOT/.history.tmp-$$" t event sha key
+    local -A last=()
+    local order=()
+    while read -r t event sha; do
+        if [[ $event == trigger ]] || [[ -d $ROOT/releases/$sha ]]; then
+            key="$event $sha"
+            [[ -n ${last[$key]+x} ]] || order+=("$key")
+            last[$key]=$t
+        fi
+    done <"$ROOT/.history"
+    {
+        for key in "${order[@]}"; do printf '%s %s\n' "${last[$key]}" "$key"; done | sort -n >"$tmp" &&
+            mv -f -- "$tmp" "$ROOT/.history"
+    } 2>/dev/null || rm -f -- "$tmp" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# destroy: what `pulumi destroy` runs. shared/ and state/ are the operator's and the app's.
+
+step_destroy() {
+    local name removed=() problems=() triggers=() t event sha entry
+    step destroy "removing what touchdeploy made under $ROOT"
+    triggers=("$RELOAD_FILE")
+    if [[ -f $ROOT/.history ]]; then
+        while read -r t event sha; do
+            [[ $event == trigger ]] && reload_file_ok "$sha" && triggers+=("$sha")
+        done <"$ROOT/.history"
+    fi
+    for entry in "$ROOT"/* "$ROOT"/.[!.]* "$ROOT"/..?*; do
+        [[ -e $entry || -L $entry ]] || continue
+        name=${entry##*/}
+        case $name in shared | state) continue ;; esac
+        if is_reserved "$name" || [[ " ${triggers[*]} " == *" $name "* ]]; then
+            if remove_tree "$entry"; then
+                removed+=("$name")
+            else
+                problems+=("$name ($(last_output | head -n 1))")
+            fi
+        fi
+    done
+    if ((${#problems[@]})); then
+        die "$E_UNEXPECTED" "could not remove ${problems[*]} under $ROOT as $(who_am_i): remove them by hand (owned by another user?) and run destroy again"
+    fi
+    # shared/ and state/ are kept with what they hold; empty, they hold nothing of anyone's.
+    local kept=()
+    for name in shared state; do
+        [[ -d $ROOT/$name && ! -L $ROOT/$name ]] && rmdir -- "$ROOT/$name" 2>/dev/null && removed+=("$name/")
+        [[ ! -e $ROOT/$name ]] || kept+=("$name/")
+    done
+    rm -f -- "$ROOT/.lock" "$ROOT"/.lock.* 2>/dev/null || true
+    if rmdir -- "$ROOT" 2>/dev/null; then
+        step_done "removed ${removed[*]:-nothing} and the root (it was empty then)"
+    else
+        step_done "removed ${removed[*]:-nothing}; kept ${kept[*]:-the root: it holds other files}"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
 # Subcommands.
 
-cmd_init() {
-    init_root
-    say "init     $ROOT ready (releases/, shared/, repo.git, $RELOAD_FILE)"
-}
-
-cmd_prepare() {
-    local t0
-    t0=$(now_ns)
-    init_root
-    do_prepare
-    say "prepared $(short "$COMMIT") in $(elapsed "$t0")"
-}
-
-cmd_activate() {
-    local t0
-    t0=$(now_ns)
-    ALREADY_LIVE=0
-    init_root
-    do_activate
-    ((ALREADY_LIVE)) || say "deployed $(short "$COMMIT") in $(elapsed "$t0")"
-}
-
-cmd_deploy() {
-    local t0
-    t0=$(now_ns)
-    ALREADY_LIVE=0
-    init_root
-    do_prepare
-    do_activate
-    ((ALREADY_LIVE)) || say "deployed $(short "$COMMIT") in $(elapsed "$t0")"
-}
-
-cmd_rollback() {
-    local t0 live target
-    t0=$(now_ns)
-    init_root
-    live=$(link_sha current)
-    [[ -n $live ]] || die "$E_NOTHING" "nothing is live under $ROOT: nothing to roll back"
-    if [[ -n ${OPT[to]-} ]]; then
-        target=${OPT[to]}
-        [[ -d $ROOT/releases/$target ]] ||
-            die "$E_MISSING" "release $(short "$target") is not under $ROOT/releases (pruned or never deployed): deploy it instead"
-    else
-        target=$(link_sha previous)
-        [[ -n $target ]] || die "$E_NOTHING" "nothing to roll back to: $ROOT has no previous release"
-    fi
-    if [[ $target == "$live" ]]; then
-        say "already live: $(short "$target"); nothing to do"
-        return 0
-    fi
-    if [[ -n ${OPT[subdir]+set} && ! -f $ROOT/releases/$target${SUBDIR:+/$SUBDIR}/uwsgi.ini ]]; then
-        die "$E_USAGE" "release $(short "$target") has no ${SUBDIR:+$SUBDIR/}uwsgi.ini: check --subdir; nothing was switched"
-    fi
-    # previous becomes the release we leave, so a second rollback goes forward again.
-    switch_and_verify "$target" "roll back to" "$live"
-    say "rolled back to $(short "$target") in $(elapsed "$t0")"
-}
+ALREADY_FETCHED=0
 
 cmd_status() {
-    local live
-    live=$(link_sha current)
+    local live pending
+    [[ -d $ROOT ]] || die "$E_NOTHING" "nothing is live under $ROOT (no such directory; is --root right?)"
+    if [[ -L $ROOT/.switch ]]; then
+        pending=$(readlink -- "$ROOT/current" 2>/dev/null) || pending=
+        live=$(journal_sha current)
+        release_ok "$live" || live=
+        warn "a run was killed after switching current to ${pending:-nothing} and before it passed its health check: the next setup, fetch, release, deploy or rollback switches back to ${live:-nothing}"
+    else
+        live=$(link_sha current)
+    fi
     [[ -n $live ]] || die "$E_NOTHING" "nothing is live under $ROOT (no current release): deploy a commit first"
     printf '%s\n' "$live"
+}
+
+report() {
+    local t0=$1
+    ((DONE_EARLY)) && [[ ${SUB_ROW[0]} != setup && ${SUB_ROW[0]} != fetch ]] && return 0
+    case ${SUB_ROW[0]} in
+    setup) say "setup    $ROOT ready (releases/, shared/, repo.git, $RELOAD_FILE)" ;;
+    fetch) ((ALREADY_FETCHED)) || say "fetched  $(short "$COMMIT") in $(elapsed "$t0")" ;;
+    release | deploy) say "deployed $(short "$COMMIT") in $(elapsed "$t0")" ;;
+    rollback) say "rolled back to $(short "$COMMIT") in $(elapsed "$t0")" ;;
+    esac
+}
+
+# Removes from the environment what would change what git, tar and the shell do: a GIT_DIR
+# exported by the caller would redirect every git command, TAR_OPTIONS would change extraction.
+scrub_environment() {
+    local name
+    for name in $(compgen -e); do
+        case $name in
+        GIT_* | TAR_OPTIONS | TAPE | POSIXLY_CORRECT | CDPATH | GLOBIGNORE | SSH_ASKPASS | CURL_HOME)
+            unset "$name"
+            ;;
+        esac
+    done
 }
 
 main() {
     # Nothing below may read the script text that bash -s is still reading from stdin.
     exec </dev/null
     umask 022
+    MAIN_PID=$BASHPID
+    scrub_environment
     export LC_ALL=C GIT_TERMINAL_PROMPT=0 GIT_ALLOW_PROTOCOL=file:git:http:https:ssh
-    trap 'on_unexpected_error $? $LINENO "$BASH_COMMAND"' ERR
-    trap cleanup_on_exit EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM HUP
-    local sub=${1-}
+    trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
+    trap on_exit EXIT
+    trap 'on_signal INT' INT
+    trap 'on_signal TERM' TERM
+    trap 'on_signal HUP' HUP
+    # A dropped connection must not kill a deploy half-way: our writes fail instead (ignored).
+    # Trapped, not ignored: an ignored SIGPIPE would be inherited by git, tar and curl.
+    trap ':' PIPE
+    local sub=${1-} t0 step
+    index_tables
+    now
+    t0=$NOW
     case $sub in
-    init | prepare | activate | deploy | rollback | status) shift ;;
+    -h | --help | help)
+        # Into a pager or head, the pipe may close early: not a failure.
+        { usage || true; } 2>/dev/null
+        exit 0
+        ;;
+    '')
+        { usage >&2 || true; } 2>/dev/null
+        exit "$E_USAGE"
+        ;;
     check)
         # The same parsing and validation as the real subcommand, and nothing else: the
         # program's own validation is tested against this (test/unit/hostRules.test.ts).
         shift
         sub=${1-}
-        case $sub in
-        init | prepare | activate | deploy | rollback | status) shift ;;
-        *) die "$E_USAGE" "check: unknown subcommand $(show "$sub") (init, prepare, activate, deploy, rollback, status)" ;;
-        esac
+        find_subcommand "$sub" ||
+            die "$E_USAGE" "check: unknown subcommand $(show "$sub") ($(subcommand_names))"
+        shift
         CHECK_ONLY=1
         parse_args "$sub" "$@"
-        validate_options "$sub"
+        validate_options
         say "check    $sub: every option is valid"
         exit 0
         ;;
-    -h | --help | help)
-        usage
-        exit 0
-        ;;
-    '')
-        usage >&2
-        exit "$E_USAGE"
-        ;;
-    *) die "$E_USAGE" "unknown subcommand $(show "$sub") (init, prepare, activate, deploy, rollback, status)" ;;
     esac
+    find_subcommand "$sub" || die "$E_USAGE" "unknown subcommand $(show "$sub") ($(subcommand_names))"
+    shift
     parse_args "$sub" "$@"
-    validate_options "$sub"
-    require_tools "$sub"
-    "cmd_$sub"
+    validate_options
+    require_tools
+    if [[ ${SUB_ROW[0]} == status ]]; then
+        cmd_status
+        exit 0
+    fi
+    RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/touchdeploy.XXXXXX" 2>/dev/null) || RUN_DIR=
+    if [[ ${TOUCHDEPLOY_TRACE-} == 1 ]]; then
+        PS4='+ touchdeploy:${LINENO}: '
+        set -x
+    fi
+    for step in ${SUB_ROW[4]}; do
+        ((!DONE_EARLY)) || break
+        STEP_NAME=$step
+        boundary "$step"
+        "step_$step"
+    done
+    STEP_NAME=end
+    boundary end
+    report "$t0"
+}
+
+subcommand_names() {
+    local r joined=''
+    for r in "${SUBCOMMANDS[@]}"; do
+        row "$r"
+        joined+="${joined:+, }${ROW[0]}"
+    done
+    printf '%s' "$joined"
 }
 
 main "$@"

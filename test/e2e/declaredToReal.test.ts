@@ -8,7 +8,6 @@
 // whose fetch fails leaves the old container serving; the full container deploy replaces the
 // container delete-first and releases onto the new one; `pulumi destroy` removes it all.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -66,16 +65,6 @@ async function dockerIdentity(
     if ((err as { statusCode?: number }).statusCode === 404) return undefined;
     throw err;
   }
-}
-
-/**
- * Whether the host script has `destroy`, which the setup's delete command runs (a root that
- * does not exist: nothing to remove, exit 0). The host track adds it.
- */
-function hostScriptHasDestroy(): boolean {
-  const script = path.join(PROJECT_DIR, "host", "touchdeploy.sh");
-  const probe = spawnSync("bash", [script, "destroy", "--root", "/nonexistent/touchdeploy-probe"]);
-  return probe.status === 0;
 }
 
 /** The deployment error `promise` rejects with (fails the test if it resolves). */
@@ -342,33 +331,27 @@ describe(
       t.diagnostic(`container deploy (replace + release): ${seconds.toFixed(1)} s`);
     });
 
-    it(
-      "`pulumi destroy`: everything deleted in reverse dependency order; the container and what touchdeploy made under the root are gone",
-      hostScriptHasDestroy()
-        ? {}
-        : { todo: "host/touchdeploy.sh has no `destroy` yet: the setup's delete command fails" },
-      async () => {
-        const image = plain<{ name: string }>(third.get(IMAGE, "local-image").inputs).name;
-        const report = await destroy(state);
-        assert.deepEqual(report.actions, [
-          "delete local-release",
-          "delete local-container",
-          "delete local-image",
-          "delete local-fetch",
-          "delete local-setup",
-        ]);
-        assert.deepEqual(state.snapshot.resources, []);
-        assert.equal(await dockerIdentity(docker, containerName), undefined);
-        // The setup's delete ran `touchdeploy.sh destroy` with the stdin stored at create: only
-        // the operator's shared/ and the app's state/ may be left.
-        const left = fs.existsSync(root) ? fs.readdirSync(root) : [];
-        assert.deepEqual(
-          left.filter((name) => name !== "shared" && name !== "state"),
-          [],
-        );
-        // keepLocally: the provider leaves the image (it is the build cache of the next run).
-        await docker.getImage(image).inspect();
-      },
-    );
+    it("`pulumi destroy`: everything deleted in reverse dependency order; the container and what touchdeploy made under the root are gone", async () => {
+      const image = plain<{ name: string }>(third.get(IMAGE, "local-image").inputs).name;
+      const report = await destroy(state);
+      assert.deepEqual(report.actions, [
+        "delete local-release",
+        "delete local-container",
+        "delete local-image",
+        "delete local-fetch",
+        "delete local-setup",
+      ]);
+      assert.deepEqual(state.snapshot.resources, []);
+      assert.equal(await dockerIdentity(docker, containerName), undefined);
+      // The setup's delete ran `touchdeploy.sh destroy` with the stdin stored at create: only
+      // the operator's shared/ and the app's state/ may be left.
+      const left = fs.existsSync(root) ? fs.readdirSync(root) : [];
+      assert.deepEqual(
+        left.filter((name) => name !== "shared" && name !== "state"),
+        [],
+      );
+      // keepLocally: the provider leaves the image (it is the build cache of the next run).
+      await docker.getImage(image).inspect();
+    });
   },
 );

@@ -1,7 +1,8 @@
 /**
  * host/touchdeploy.sh against a real uWSGI container: code-only deploys, force-pushed history,
- * "already live", rollback and pruning. Every check reads what is served over HTTP (status,
- * X-Revision, body) and that the container is the same one.
+ * "already live", rollback, pruning, and the classic touch-reload contract. Every check reads
+ * what is served over HTTP (status, X-Revision, body) and that the container is the same one;
+ * reloads are counted by uWSGI's own log line, waited for as an event.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -15,12 +16,17 @@ import {
   snapshotRoot,
   startHostScript,
 } from "./support/hostScript";
-import { setupFixture, short, type Fixture } from "./support/fixture";
+import {
+  setupFixture,
+  short,
+  startClassicContainer,
+  waitForReloads,
+  type Fixture,
+} from "./support/fixture";
+import { ensureRuntimeImage } from "./support/images";
 import { e2eGate } from "./support/prerequisites";
-import { sleep, waitFor } from "./support/process";
-
-/** uWSGI polls the trigger once a second: a reload it missed would show up within this. */
-const RELOAD_SETTLE_MS = 1500;
+import { waitFor } from "./support/process";
+import { startPaused } from "../host/support/harness";
 
 describe(
   "host script: code-only deploys",
@@ -44,7 +50,6 @@ describe(
       assert.equal(served1.body, `Hello from touchdeploy (revision ${short(s1)})\n`);
       const before1 = await app.identity();
       assert.equal(before1.id, app.id);
-      await sleep(RELOAD_SETTLE_MS);
 
       const s2 = await fx.repo.commitGreeting("Hello again from touchdeploy");
       const reloadsBefore = await app.countReloads();
@@ -72,7 +77,10 @@ describe(
 
       const after2 = await app.identity();
       assert.deepEqual(after2, before1, "the container was replaced or restarted");
-      await sleep(RELOAD_SETTLE_MS);
+      // One touch, so one reload: its log line is there (uWSGI logs it before it serves the new
+      // code), and no second touch could cause another.
+      await waitForReloads(app, reloadsBefore + 1);
+      assert.equal(second.stdout.match(/^touchdeploy: reload /gm)?.length, 1);
       assert.equal(
         await app.countReloads(),
         reloadsBefore + 1,
@@ -93,8 +101,8 @@ describe(
       assert.equal(r.code, EXIT.ok, describeRun(r));
       assert.match(r.stdout, new RegExp(`already live: ${short(live)}`));
       assert.doesNotMatch(r.stdout, /touchdeploy: reload /);
+      // The trigger was not touched, so nothing could reload.
       assert.deepEqual(snapshotRoot(fx.root), before, "the root changed (trigger touched?)");
-      await sleep(RELOAD_SETTLE_MS);
       assert.equal(await app.countReloads(), reloadsBefore);
       assert.equal((await getServed(`${app.baseUrl}/`)).revision, live);
     });
@@ -119,9 +127,11 @@ describe(
       const app = fx.container();
       // Protocol v0 servers only hand out advertised tips: deploying a commit below the tip makes
       // the fetch by SHA fail ("not our ref"), the case GitHub-like servers can present.
-      const v0 = path.join(fx.dir, "gitconfig-protocol-v0");
-      fs.writeFileSync(v0, "[protocol]\n\tversion = 0\n");
-      const env = { ...process.env, GIT_CONFIG_GLOBAL: v0 };
+      // Through the user's own ~/.gitconfig: the script drops any GIT_* the caller exports.
+      const home = path.join(fx.dir, "home-protocol-v0");
+      fs.mkdirSync(home, { recursive: true });
+      fs.writeFileSync(path.join(home, ".gitconfig"), "[protocol]\n\tversion = 0\n");
+      const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: home };
 
       const belowTip = await fx.repo.commitGreeting("Hello from below the tip");
       await fx.repo.commitGreeting("Hello from the tip");
@@ -201,6 +211,64 @@ describe(
       assert.equal(snap.current, `releases/${k3}`);
       assert.equal(snap.previous, `releases/${third}`);
       assert.equal((await getServed(`${fx.container().baseUrl}/`)).revision, k3);
+    });
+  },
+);
+
+describe(
+  "host script: the classic touch-reload contract (whole seconds)",
+  e2eGate(["docker", "debootstrap", "git", "curl", "flock"]),
+  () => {
+    let fx: Fixture;
+    before(async () => {
+      fx = await setupFixture("classic", { container: false });
+    });
+    after(async () => {
+      await fx?.cleanup();
+    });
+
+    it("a deploy in the same second as the trigger's last mtime still reloads (mtime + 1)", async () => {
+      const app = await startClassicContainer({
+        image: (await ensureRuntimeImage()).tag,
+        root: fx.root,
+        dir: fx.dir,
+        name: "classic",
+      });
+      try {
+        const first = await fx.repo.head();
+        const r1 = await runHostScript([...fx.deployArgs(first), "--health-url", app.healthUrl]);
+        assert.equal(r1.code, EXIT.ok, describeRun(r1));
+        // The trigger's mtime a second or two ahead (as a deploy in the same second leaves it):
+        // touch-reload sees the change once and keeps that second as its mark.
+        const trigger = path.join(fx.root, ".reload");
+        const mark = Math.floor(Date.now() / 1000) + 2;
+        fs.utimesSync(trigger, mark, mark);
+        await waitForReloads(app, 1);
+        const next = await fx.repo.commitGreeting("Hello in the same second");
+        const run = startPaused(fx.dir, "reload", [
+          ...fx.deployArgs(next),
+          "--health-url",
+          app.healthUrl,
+          "--health-timeout",
+          "5",
+        ]);
+        await run.paused;
+        // Touch in that very second: a plain touch (now) would leave the mtime unchanged.
+        await waitFor(
+          "the clock to reach the trigger's second",
+          () => (Date.now() >= mark * 1000 ? true : undefined),
+          { timeoutMs: 5000, intervalMs: 5 },
+        );
+        assert.ok(Date.now() < mark * 1000 + 500, "too late in the second to prove anything");
+        run.resume();
+        const r2 = await run.run.result;
+        assert.equal(r2.code, EXIT.ok, describeRun(r2));
+        assert.match(r2.stdout, new RegExp(`touched \\.reload \\(mtime ${mark + 1}\\)`));
+        assert.equal((await getServed(`${app.baseUrl}/`)).revision, next);
+        assert.equal(await app.countReloads(), 2);
+      } finally {
+        await app.remove();
+      }
     });
   },
 );

@@ -128,7 +128,7 @@ describe(
     it("an unreachable repository: exit 4, credentials in the URL are never printed", async () => {
       const before = snapshotRoot(fx.root);
       const nowhere = await runHostScript([
-        "prepare",
+        "fetch",
         "--root",
         fx.root,
         "--repo",
@@ -142,7 +142,7 @@ describe(
         /no-such-repo\.git failed: .*does not appear to be a git repository/,
       );
       const secret = await runHostScript([
-        "prepare",
+        "fetch",
         "--root",
         fx.root,
         "--repo",
@@ -153,7 +153,7 @@ describe(
       assert.equal(secret.code, EXIT.missing, describeRun(secret));
       assert.match(
         secret.stderr,
-        /fetch of 0123456789ab from https:\/\/deployer:\*\*\*@127\.0\.0\.1:1\/app\.git failed/,
+        /fetch of 0123456789ab from https:\/\/\*\*\*@127\.0\.0\.1:1\/app\.git failed/,
       );
       assert.doesNotMatch(secret.stdout + secret.stderr, /s3cr3t/);
       assert.deepEqual(snapshotRoot(fx.root), before);
@@ -177,13 +177,13 @@ describe(
       assert.deepEqual(snapshotRoot(fx.root), before);
     });
 
-    it("activate refuses a release that is not prepared (exit 4) or lacks <subdir>/uwsgi.ini (exit 2)", async () => {
+    it("release refuses a release that is not fetched (exit 4) or lacks <subdir>/uwsgi.ini (exit 2)", async () => {
       const before = snapshotRoot(fx.root);
-      const unprepared = await runHostScript(fx.args("activate", "--commit", "f".repeat(40)));
+      const unprepared = await runHostScript(fx.args("release", "--commit", "f".repeat(40)));
       assert.equal(unprepared.code, EXIT.missing, describeRun(unprepared));
-      assert.match(unprepared.stderr, /run prepare first/);
+      assert.match(unprepared.stderr, /run fetch first/);
       const wrongSubdir = await runHostScript(
-        fx.args("activate", "--commit", good, "--subdir", "examples/nope"),
+        fx.args("release", "--commit", good, "--subdir", "examples/nope"),
       );
       assert.equal(wrongSubdir.code, EXIT.badInput, describeRun(wrongSubdir));
       assert.match(wrongSubdir.stderr, /has no examples\/nope\/uwsgi\.ini: check --subdir/);
@@ -309,7 +309,7 @@ describe(
         assert.equal(r.code, EXIT.urgent, describeRun(r));
         assert.match(
           errorLines(r.stderr)[0],
-          /URGENT: commit \w+ failed its health check .* no other release to switch back to/,
+          /URGENT: could not deploy \w+: it failed its health check .* no other release to switch back to/,
         );
       } finally {
         removeTree(lonely);
@@ -343,7 +343,7 @@ describe(
     it("values that merely look hostile but are valid are used literally, never evaluated", async () => {
       const marker = path.join(os.tmpdir(), `tdtest-pwned-literal-${process.pid}`);
       const weird = path.join(fx.dir, `root $(touch ${marker}) ;x`);
-      const r = await runHostScript(["init", "--root", weird, "--reload-file", "$(touch x);`y`"]);
+      const r = await runHostScript(["setup", "--root", weird, "--reload-file", "$(touch x);`y`"]);
       assert.equal(r.code, EXIT.ok, describeRun(r));
       assert.ok(
         fs.statSync(path.join(weird, "$(touch x);`y`")).isFile(),

@@ -16,7 +16,7 @@ import { APP_SUBDIR, TestRepo } from "./support/git";
 import { describeRun, EXIT, hostScriptCommand, hostScriptText } from "./support/hostScript";
 import { ensureRuntimeImage } from "./support/images";
 import { e2eGate } from "./support/prerequisites";
-import { makeScratchDir, removeTree, type RunResult } from "./support/process";
+import { makeScratchDir, removeTree, run, type RunResult } from "./support/process";
 import { ensureSshd, installForDeployUser, sshRun, stopSshd, type SshServer } from "./support/sshd";
 
 describe(
@@ -54,7 +54,7 @@ describe(
         fs.readFileSync(server.knownHostsPath, "utf8"),
         0o644,
       );
-      const init = await remote(["init", "--root", root]);
+      const init = await remote(["setup", "--root", root]);
       assert.equal(init.code, EXIT.ok, describeRun(init));
       app = await startAppContainer({
         image: (await ensureRuntimeImage()).tag,
@@ -118,22 +118,23 @@ describe(
         subdir: APP_SUBDIR,
         "health-url": app.healthUrl,
       });
-      assert.equal(
-        command,
-        hostScriptCommand([
-          "deploy",
-          "--root",
-          root,
-          "--repo",
-          repo.origin,
-          "--commit",
-          sha,
-          "--subdir",
-          APP_SUBDIR,
-          "--health-url",
-          app.healthUrl,
-        ]),
-      );
+      // What a shell makes of it, checked by a shell, not by the builder: run it with a script
+      // on stdin that prints the words bash received.
+      assert.ok(command.startsWith("bash -s -- "), command);
+      const words = await run("/bin/sh", ["-c", command], { input: 'printf "%s\\0" "$@"' });
+      assert.deepEqual(words.stdout.split("\0").slice(0, -1), [
+        "deploy",
+        "--root",
+        root,
+        "--repo",
+        repo.origin,
+        "--commit",
+        sha,
+        "--subdir",
+        APP_SUBDIR,
+        "--health-url",
+        app.healthUrl,
+      ]);
       const r = await sshRun(server, command, hostScriptText());
       assert.equal(r.code, EXIT.ok, describeRun(r));
       const served = await getServed(`${app.baseUrl}/`);

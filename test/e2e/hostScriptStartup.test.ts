@@ -7,11 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { getServed, startAppContainer } from "./support/app";
+import { getServed, startAppContainer, waitForRevision } from "./support/app";
 import { APP_SUBDIR } from "./support/git";
 import { describeRun, EXIT, runHostScript } from "./support/hostScript";
 import { ensureRuntimeImage } from "./support/images";
-import { setupFixture, short, type Fixture } from "./support/fixture";
+import { setupFixture, short, waitForReloads, type Fixture } from "./support/fixture";
+import { startPaused } from "../host/support/harness";
 import { e2eGate } from "./support/prerequisites";
 
 /** uWSGI's line when a reload stalled until worker-reload-mercy ran out. */
@@ -60,7 +61,7 @@ describe(
       const next = await fx.repo.commitGreeting("Hello after a container deploy");
       // Fetch (prepare) first, as the program does before it replaces the container.
       const prepared = await runHostScript([
-        "prepare",
+        "fetch",
         "--root",
         fx.root,
         "--repo",
@@ -77,8 +78,11 @@ describe(
         name: "startup-container-deploy",
       });
       try {
-        const r = await runHostScript([
-          "activate",
+        // Made deterministic: the release stops after its first look at the server (not
+        // answering yet) until uWSGI has come up on the live release, then goes on. It must
+        // wait for the workers to settle before it touches, and touch once.
+        const run = startPaused(fx.dir, "switch", [
+          "release",
           "--root",
           fx.root,
           "--commit",
@@ -88,12 +92,18 @@ describe(
           "--health-url",
           app.healthUrl,
         ]);
+        await run.paused;
+        await waitForRevision(`${app.baseUrl}/`, live);
+        run.resume();
+        const r = await run.run.result;
         assert.equal(r.code, EXIT.ok, describeRun(r));
         assert.match(r.stdout, /touchdeploy: start +the server is not answering yet/);
+        assert.match(r.stdout, new RegExp(`\\.\\.\\. up on ${short(live)} in \\d`));
         const served = await getServed(`${app.baseUrl}/`);
         assert.equal(served.revision, next);
         assert.match(served.body, /^Hello after a container deploy/);
-        assert.ok((await app.countReloads()) <= 1, "at most one reload");
+        await waitForReloads(app, 1);
+        assert.equal(await app.countReloads(), 1, "exactly one reload");
         assert.ok(!(await app.logs()).includes(STALLED), "a reload stalled until NO MERCY");
         assert.notEqual(live, next);
       } finally {
@@ -127,15 +137,13 @@ describe("host script: the fetch cache", e2eGate(["git", "bash", "flock"]), () =
       await fx.repo.commitGreeting(`Hello number ${i}`);
     }
     const first = await fx.repo.head();
-    const r1 = await runHostScript(fx.args("prepare", "--repo", fx.repo.origin, "--commit", first));
+    const r1 = await runHostScript(fx.args("fetch", "--repo", fx.repo.origin, "--commit", first));
     assert.equal(r1.code, EXIT.ok, describeRun(r1));
     const afterFirst = await storedObjects();
     assert.ok(afterFirst >= 90, `the first fetch brings the history (${afterFirst} objects)`);
 
     const second = await fx.repo.commitGreeting("Hello, one more");
-    const r2 = await runHostScript(
-      fx.args("prepare", "--repo", fx.repo.origin, "--commit", second),
-    );
+    const r2 = await runHostScript(fx.args("fetch", "--repo", fx.repo.origin, "--commit", second));
     assert.equal(r2.code, EXIT.ok, describeRun(r2));
     const added = (await storedObjects()) - afterFirst;
     // One commit, its tree, the changed subtree(s) and the changed file: a handful.

@@ -25,14 +25,14 @@ function check(...args: string[]) {
 describe("touchdeploy.sh check", () => {
   it("accepts valid options and creates nothing", () => {
     const root = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "td-check-")), "root");
-    const r = check("activate", "--root", root, "--commit", SHA, "--reload-file", ".reload");
+    const r = check("release", "--root", root, "--commit", SHA, "--reload-file", ".reload");
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, "touchdeploy: check    activate: every option is valid\n");
+    assert.equal(r.stdout, "touchdeploy: check    release: every option is valid\n");
     assert.equal(fs.existsSync(root), false);
   });
 
   it("refuses what the subcommand refuses, with the same message and exit 2", () => {
-    const r = check("activate", "--root", "/srv/x", "--commit", SHA, "--reload-file", "current");
+    const r = check("release", "--root", "/srv/x", "--commit", SHA, "--reload-file", "current");
     assert.equal(r.status, 2);
     assert.equal(
       r.stderr,
@@ -42,7 +42,7 @@ describe("touchdeploy.sh check", () => {
 
   it("does not require files to exist (they are on the host, not here)", () => {
     const r = check(
-      "prepare",
+      "fetch",
       "--root",
       "/srv/x",
       "--repo",
@@ -201,22 +201,12 @@ describe("every value the program accepts, the host script's check accepts", () 
       }
       if (!config) continue;
       const accepted = config;
-      // The host track is allowing spaces in a local --repo (COORD.md); until its branch lands
-      // the script on this branch still refuses them.
-      const todo =
-        typeof value === "string" && key === "repoPath" && value.includes(" ")
-          ? "host track: spaces in a local --repo path"
-          : undefined;
-      it(
-        `${key} = ${JSON.stringify(value).slice(0, 60)}: accepted by the config, so by check`,
-        { todo },
-        () => {
-          for (const args of phaseArgs(accepted)) {
-            const r = check(...args);
-            assert.equal(r.status, 0, `check ${args.join(" ")}\n${r.stderr}`);
-          }
-        },
-      );
+      it(`${key} = ${JSON.stringify(value).slice(0, 60)}: accepted by the config, so by check`, () => {
+        for (const args of phaseArgs(accepted)) {
+          const r = check(...args);
+          assert.equal(r.status, 0, `check ${args.join(" ")}\n${r.stderr}`);
+        }
+      });
     }
   }
 

@@ -31,7 +31,7 @@ function argsSeenByScript(commandLine: string): string[] {
 describe("hostScriptCommand", () => {
   it("GIVEN options THEN it is `bash -s -- SUBCOMMAND --name value...` in order, empty ones left out", () => {
     assert.equal(
-      hostScriptCommand("prepare", {
+      hostScriptCommand("fetch", {
         root: "/srv/a",
         repo: "/r",
         commit: "c".repeat(40),
@@ -39,7 +39,7 @@ describe("hostScriptCommand", () => {
         keep: 5,
         x: undefined,
       }),
-      `bash -s -- prepare --root /srv/a --repo /r --commit ${"c".repeat(40)} --keep 5`,
+      `bash -s -- fetch --root /srv/a --repo /r --commit ${"c".repeat(40)} --keep 5`,
     );
   });
   for (const value of HOSTILE.filter((v) => v !== "")) {
@@ -50,7 +50,7 @@ describe("hostScriptCommand", () => {
   }
   it("GIVEN every hostile string THEN nothing was executed", () => {
     for (const value of HOSTILE) {
-      argsSeenByScript(hostScriptCommand("activate", { commit: value }));
+      argsSeenByScript(hostScriptCommand("release", { commit: value }));
     }
     assert.throws(() => execFileSync("test", ["-e", "/tmp/touchdeploy-pwned"]));
   });

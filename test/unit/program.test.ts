@@ -261,7 +261,7 @@ describe("the dev stack (one local host)", () => {
     const setup = inputs(run.get(LOCAL_CMD, "local-setup"));
     assert.equal(
       setup.create,
-      "bash -s -- init --root /var/tmp/touchdeploy/hello-wsgi --reload-file .reload",
+      "bash -s -- setup --root /var/tmp/touchdeploy/hello-wsgi --reload-file .reload",
     );
     assert.equal(setup.stdin, script);
     assert.equal(setup.triggers, undefined, "never replaced: its delete destroys the app root");
@@ -269,7 +269,7 @@ describe("the dev stack (one local host)", () => {
     const fetch = inputs(run.get(LOCAL_CMD, "local-fetch"));
     assert.equal(
       fetch.create,
-      `bash -s -- prepare --root /var/tmp/touchdeploy/hello-wsgi --repo ${repo.dir} --commit ${repo.c1}`,
+      `bash -s -- fetch --root /var/tmp/touchdeploy/hello-wsgi --repo ${repo.dir} --commit ${repo.c1}`,
     );
     assert.deepEqual(fetch.triggers, [repo.c1]);
     assert.equal(fetch.stdin, script);
@@ -277,7 +277,7 @@ describe("the dev stack (one local host)", () => {
     const release = inputs(run.get(LOCAL_CMD, "local-release"));
     assert.equal(
       release.create,
-      `bash -s -- activate --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
+      `bash -s -- release --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
         " --reload-file .reload --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
         ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${expectedFingerprint(repo.c1)}`,
     );
@@ -670,7 +670,7 @@ describe("GitHub source", () => {
     assert.deepEqual(plaintextOccurrences(run, "ghp_test"), []);
     assert.equal(
       inputs(run.get(LOCAL_CMD, "local-fetch")).create,
-      `bash -s -- prepare --root /srv/touchdeploy/app --repo https\\://github.com/acme/shop.git --commit ${HEAD}`,
+      `bash -s -- fetch --root /srv/touchdeploy/app --repo https\\://github.com/acme/shop.git --commit ${HEAD}`,
     );
   });
 
@@ -892,7 +892,7 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
     const fetch = run.get(REMOTE_CMD, "web1-fetch");
     assert.equal(
       inputs(fetch).create,
-      "bash -s -- prepare --root /srv/touchdeploy/shop --repo git\\@github.com\\:acme/shop.git" +
+      "bash -s -- fetch --root /srv/touchdeploy/shop --repo git\\@github.com\\:acme/shop.git" +
         ` --commit ${HEAD} --ssh-key /srv/touchdeploy/shop/.ssh/deploy_key --known-hosts /srv/touchdeploy/shop/.ssh/known_hosts`,
     );
     assert.ok(dependsOn(fetch, REMOTE_CMD, "web1-fetch-key"));

@@ -2,12 +2,14 @@
  * The usual e2e setting in one call: a test repository with the example app, an app root
  * initialised by the host script, and a runtime container serving that root.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { startAppContainer, type AppContainer } from "./app";
+import { CONTAINER_PORT, RELOAD_LOG_LINE, startAppContainer, type AppContainer } from "./app";
+import { demuxLogs, ensureDocker } from "./docker";
 import { APP_SUBDIR, TestRepo } from "./git";
 import { describeRun, runHostScript } from "./hostScript";
-import { ensureRuntimeImage } from "./images";
-import { makeScratchDir, removeTree, type RunOptions, type RunResult } from "./process";
+import { ensureRuntimeImage, REPO_ROOT } from "./images";
+import { makeScratchDir, removeTree, waitFor, type RunOptions, type RunResult } from "./process";
 
 export interface Fixture {
   /** Scratch directory holding everything below (removed by cleanup). */
@@ -45,7 +47,7 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
   let app: AppContainer | undefined;
   try {
     const repo = await TestRepo.create(path.join(dir, "repo"));
-    const init = await runHostScript(["init", "--root", root]);
+    const init = await runHostScript(["setup", "--root", root]);
     if (init.code !== 0) throw new Error(`init failed: ${describeRun(init)}`);
     if (opts.container ?? true) {
       const image = await ensureRuntimeImage();
@@ -97,3 +99,73 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
 
 /** The first 12 hex digits of a SHA, as the script prints them. */
 export const short = (sha: string): string => sha.slice(0, 12);
+
+/** Waits until the container has performed `n` graceful reloads (its log line), or throws. */
+export async function waitForReloads(
+  app: Pick<AppContainer, "countReloads">,
+  n: number,
+  timeoutMs = 15_000,
+): Promise<void> {
+  let seen = 0;
+  await waitFor(
+    `uWSGI to log its reload ${n} times`,
+    async () => {
+      seen = await app.countReloads();
+      return seen >= n ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 50, describeLast: () => `${seen} reloads` },
+  );
+}
+
+/** The label app.ts gives its containers, so that a stale one is swept the same way. */
+const OWNER_LABEL = "touchdeploy.e2e.pid";
+
+/**
+ * A runtime container with the classic reload contract: the shipped contract file
+ * (runtime/uwsgi.ini) with `touch-reload` (uWSGI's once-a-second check of the trigger's mtime,
+ * in whole seconds) instead of `fs-reload`, bind-mounted over /etc/touchdeploy/uwsgi.ini.
+ */
+export async function startClassicContainer(opts: {
+  image: string;
+  root: string;
+  dir: string;
+  name: string;
+}): Promise<{
+  baseUrl: string;
+  healthUrl: string;
+  countReloads(): Promise<number>;
+  remove(): Promise<void>;
+}> {
+  const contract = fs
+    .readFileSync(path.join(REPO_ROOT, "runtime", "uwsgi.ini"), "utf8")
+    .replace(/^fs-reload = /m, "touch-reload = ");
+  if (!/^touch-reload = /m.test(contract))
+    throw new Error("runtime/uwsgi.ini has no fs-reload line");
+  const file = path.join(opts.dir, "classic-uwsgi.ini");
+  fs.writeFileSync(file, contract, { mode: 0o644 });
+  const docker = await ensureDocker();
+  const container = await docker.createContainer({
+    name: `tdtest-${opts.name}-${process.pid}`,
+    Image: opts.image,
+    Env: [`TOUCHDEPLOY_APP_SUBDIR=${APP_SUBDIR}`],
+    Labels: { [OWNER_LABEL]: String(process.pid) },
+    ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
+    HostConfig: {
+      Binds: [`${opts.root}:/srv/app:ro`, `${file}:/etc/touchdeploy/uwsgi.ini:ro`],
+      PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
+    },
+  });
+  await container.start();
+  const port = (await container.inspect()).NetworkSettings.Ports[`${CONTAINER_PORT}/tcp`]?.[0]
+    ?.HostPort;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return {
+    baseUrl,
+    healthUrl: `${baseUrl}/healthz`,
+    countReloads: async () =>
+      demuxLogs(await container.logs({ stdout: true, stderr: true, follow: false })).split(
+        RELOAD_LOG_LINE,
+      ).length - 1,
+    remove: () => container.remove({ force: true }).then(() => undefined),
+  };
+}

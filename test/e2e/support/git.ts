@@ -70,8 +70,8 @@ export class TestRepo {
     return this.git(this.work, "rev-parse", "HEAD");
   }
 
-  /** Writes a file of the app (relative to APP_SUBDIR). */
-  writeAppFile(relativePath: string, content: string): void {
+  /** Writes a file of the app (relative to APP_SUBDIR): text, or raw bytes. */
+  writeAppFile(relativePath: string, content: string | Buffer): void {
     const file = path.join(this.work, APP_SUBDIR, relativePath);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, content);

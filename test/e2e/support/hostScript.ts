@@ -12,7 +12,7 @@ import { start, type RunOptions, type RunResult, type Started } from "./process"
 
 export const HOST_SCRIPT_PATH = path.join(REPO_ROOT, "host", "touchdeploy.sh");
 
-/** The script's exit codes (see the comment block at its top and host/README.md). */
+/** The script's exit codes (its EXIT_CODES table, host/README.md, README.md). */
 export const EXIT = {
   ok: 0,
   unexpected: 1,
@@ -23,6 +23,10 @@ export const EXIT = {
   rolledBack: 6,
   urgent: 7,
   lockTimeout: 8,
+  /** Interrupted by SIGHUP, SIGINT or SIGTERM before the switch: nothing live changed. */
+  hangup: 129,
+  interrupt: 130,
+  terminated: 143,
 } as const;
 
 /** The script text, as the program sends it on stdin. */

@@ -15,12 +15,19 @@ export interface SlowGitServer {
   url: string;
   /** How many requests arrived so far (the fetch has started when > 0). */
   requests(): number;
+  /** The Authorization headers of the requests so far (undefined: none sent). */
+  authorizations(): (string | undefined)[];
   close(): Promise<void>;
 }
 
+/**
+ * `auth` ("user:password"): every request without those Basic credentials is answered 401, as
+ * a private repository's server does.
+ */
 export async function startSlowGitServer(
   bareRepo: string,
   delayMs: number,
+  opts: { auth?: string } = {},
 ): Promise<SlowGitServer> {
   // The dumb protocol reads info/refs and objects/info/packs, which update-server-info writes.
   await run("git", ["--git-dir", bareRepo, "update-server-info"], {
@@ -32,9 +39,18 @@ export async function startSlowGitServer(
     },
   });
   let count = 0;
+  const authorizations: (string | undefined)[] = [];
   const pending = new Set<NodeJS.Timeout>();
   const server = http.createServer((req, res) => {
     count++;
+    authorizations.push(req.headers.authorization);
+    if (
+      opts.auth !== undefined &&
+      req.headers.authorization !== `Basic ${Buffer.from(opts.auth).toString("base64")}`
+    ) {
+      res.writeHead(401, { "WWW-Authenticate": 'Basic realm="git"' }).end();
+      return;
+    }
     const timer = setTimeout(() => {
       pending.delete(timer);
       const rel = decodeURIComponent((req.url ?? "/").split("?")[0]).replace(/^\/[^/]+\.git\//, "");
@@ -57,6 +73,7 @@ export async function startSlowGitServer(
   return {
     url: `http://127.0.0.1:${port}/${path.basename(bareRepo)}`,
     requests: () => count,
+    authorizations: () => [...authorizations],
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of pending) clearTimeout(t);
