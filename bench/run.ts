@@ -45,6 +45,7 @@ import {
   WORKERS,
 } from "./lib/designs";
 import { startLoad, type LoadWindow } from "./lib/load";
+import { useLock, withLock } from "./lib/lock";
 import { log, step } from "./lib/log";
 import { renderMarkdown } from "./lib/report";
 import type { BenchResults, Measurement } from "./lib/results";
@@ -71,6 +72,7 @@ const SMOKE_DESIGNS = [SHIPPED, CHAIN, GENERATIONS];
 const USAGE = `usage: npm run bench -- [--smoke] [--runs N] [--short-runs N] [--ns 1,4,16]
                          [--connections C] [--rate R] [--out DIR] [--only LIST] [--profile]
                          [--import 0,0.5,2] [--designs LIST] [--rollback-timeout S]
+                         [--lock FILE]
   --smoke         one run of everything, small: N = 1,2, import 0.5 s, 3 designs, no
                   warm-up, no rollbacks; results to bench/.tmp/results-smoke
   --runs N        timed code/image deploy pairs, idle and under load (default 7)
@@ -86,7 +88,9 @@ const USAGE = `usage: npm run bench -- [--smoke] [--runs N] [--short-runs N] [--
                   the deploys part uses the largest
   --designs LIST  contracts compared (default: ${ALL_DESIGNS.join(", ")})
   --rollback-timeout S  health timeout of the broken-commit deploys in the contracts part
-                  (default 10; 0 skips them)`;
+                  (default 10; 0 skips them)
+  --lock FILE     hold flock FILE for each part (each app of the contracts part), not for
+                  the whole run: on a machine shared with other Docker users`;
 
 function parseArgs(argv: string[]): Options {
   const smoke = argv.includes("--smoke");
@@ -105,6 +109,7 @@ function parseArgs(argv: string[]): Options {
     importSeconds: smoke ? [0.5] : [0, 0.5, 2],
     designs: smoke ? SMOKE_DESIGNS : ALL_DESIGNS,
     rollbackTimeout: smoke ? 0 : 10,
+    lock: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -125,6 +130,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--rate") opts.rate = int(0);
     else if (a === "--rollback-timeout") opts.rollbackTimeout = int(0);
     else if (a === "--out") opts.outDir = path.resolve(next());
+    else if (a === "--lock") opts.lock = path.resolve(next());
     else if (a === "--profile") opts.profile = true;
     else if (a === "--only") {
       const parts = next().split(",");
@@ -185,6 +191,7 @@ function loadAverage(): number[] {
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.smoke) useSmokeTiming();
+  useLock(opts.lock);
   const started = new Date();
   const t0 = Date.now();
   const loadBefore = loadAverage();
@@ -204,8 +211,8 @@ async function main(): Promise<void> {
   log(`machine: ${machine.description}; ${machine.docker}`);
   const swept = await sweepStaleBenchContainers();
   if (swept) log(`removed ${swept} container(s) left by an earlier benchmark`);
-  const runtime = await step("runtime image (built from runtime/ when it changed)", () =>
-    ensureRuntimeImage(),
+  const runtime = await withLock("runtime image", () =>
+    step("runtime image (built from runtime/ when it changed)", () => ensureRuntimeImage()),
   );
   log(`runtime image: ${runtime.tag}`);
 
@@ -257,10 +264,27 @@ async function main(): Promise<void> {
   };
 
   let baselineBusy: number | undefined;
-  if (opts.only.has("deploys")) baselineBusy = await runDeploys(ctx);
-  if (opts.only.has("contracts")) await runContracts(ctx);
-  if (opts.only.has("experiments")) await runExperiments(ctx);
-  if (opts.only.has("scale")) await runScale(ctx);
+  const part = async (name: Part, fn: () => Promise<void>): Promise<void> => {
+    if (!opts.only.has(name)) return;
+    const before = loadAverage();
+    await withLock(name, fn);
+    notes.push(
+      `Load average (1, 5, 15 min) around the ${name} part: ${before.join(" ")} → ${loadAverage().join(" ")}.`,
+    );
+  };
+  await part("deploys", async () => {
+    baselineBusy = await runDeploys(ctx);
+  });
+  // The contracts part takes the lock for each app itself (it runs longest).
+  if (opts.only.has("contracts")) {
+    const before = loadAverage();
+    await runContracts(ctx);
+    notes.push(
+      `Load average around the contracts part: ${before.join(" ")} → ${loadAverage().join(" ")}.`,
+    );
+  }
+  await part("experiments", () => runExperiments(ctx));
+  await part("scale", () => runScale(ctx));
 
   const loadAfter = loadAverage();
   const targets = computeTargets(measurements, opts);

@@ -43,6 +43,8 @@ export interface Options {
   designs: string[];
   /** Health timeout (s) of the broken deploys in the contracts part; 0 skips them. */
   rollbackTimeout: number;
+  /** A flock(1) file to hold for each part instead of the whole run (lib/lock.ts). */
+  lock: string | undefined;
 }
 
 export const defaultOutDir = (smoke: boolean): string =>

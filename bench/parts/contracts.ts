@@ -29,6 +29,7 @@ import {
 import { onCleanup } from "../lib/cleanup";
 import { design, DESIGNS } from "../lib/designs";
 import { startLoad, type LoadWindow } from "../lib/load";
+import { withLock } from "../lib/lock";
 import { log, secs, step } from "../lib/log";
 import { round } from "../lib/stats";
 import { timeline, viewDeploy, type DeployView } from "../lib/timeline";
@@ -67,13 +68,19 @@ export function contractApps(ctx: Context): BenchApp[] {
 }
 
 export async function runContracts(ctx: Context): Promise<void> {
-  const { opts, scratch } = ctx;
-  const designs = opts.designs;
-  for (const id of designs) ctx.variants[id] = design(id).description;
+  for (const id of ctx.opts.designs) ctx.variants[id] = design(id).description;
   const apps = contractApps(ctx);
   // The broken-commit rollbacks run with the app that boots slowest.
   const slowest = apps.reduce((a, b) => ((b.importSeconds ?? 0) > (a.importSeconds ?? 0) ? b : a));
-  for (const app of apps) {
+  for (const app of apps)
+    await withLock(`contracts, ${app.id}`, () => runApp(ctx, app, app === slowest));
+}
+
+/** All designs with one app: hosts, runs, measurements, then (slowest app) the rollbacks. */
+async function runApp(ctx: Context, app: BenchApp, rollbacks: boolean): Promise<void> {
+  const { opts, scratch } = ctx;
+  const designs = opts.designs;
+  {
     const repo = await step(`contracts, ${app.id}: repository`, () =>
       app.createRepo(path.join(scratch, `repo-${app.id}`)),
     );
@@ -137,7 +144,7 @@ export async function runContracts(ctx: Context): Promise<void> {
       measurements(ctx, app, s, v);
     }
 
-    if (opts.rollbackTimeout > 0 && app === slowest) await runRollbacks(ctx, app, series, repo);
+    if (opts.rollbackTimeout > 0 && rollbacks) await runRollbacks(ctx, app, series, repo);
     await removeHosts();
   }
 }
