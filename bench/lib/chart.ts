@@ -204,6 +204,7 @@ export async function renderChart(r: BenchResults): Promise<string> {
     },
     config: { font: "sans-serif", view: { stroke: null } },
     vconcat: [...timelinePanels, ...barPanels],
+    resolve: { scale: { color: "independent" }, legend: { color: "independent" } },
   } as TopLevelSpec;
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });
   const svg = await view.toSVG();

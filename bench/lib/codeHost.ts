@@ -284,7 +284,7 @@ export async function reloadPhases(
  * touched while the workers are still starting (a few ms after uWSGI spawns them, longer on a
  * busy machine): they never act on the master's SIGHUP, and the master waits for them until
  * worker-reload-mercy (30 s) and ignores every touch meanwhile. A first deploy to a container
- * that starts uWSGI between the switch and the touch can do that (bench/README.md).
+ * that starts uWSGI between the switch and the touch can do that (bench/FINDINGS.md).
  */
 export async function reloadStalled(host: CodeHost, forMs = 1000): Promise<boolean> {
   const lines = await host.container.logLines(0);

@@ -356,7 +356,7 @@ export async function noteStalled(ctx: Context, what: string, hosts: CodeHost[])
     `master of ${stalled.length} (${stalled.join(", ")}) was stuck in a graceful reload: the ` +
     "first deploy's touch reached it while its workers were still starting, they never acted " +
     "on it, and the master waits for worker-reload-mercy (30 s), ignoring touches meanwhile; " +
-    "the next deploy to them waits for that (bench/README.md, 'The 30 s outlier')";
+    "the next deploy to them waits for that (bench/FINDINGS.md, 'The 30 s outlier')";
   log(`STALLED: ${text}`);
   ctx.notes.push(text);
 }

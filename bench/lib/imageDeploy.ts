@@ -75,22 +75,39 @@ export interface ImageDeployResult {
 const docker = (...args: string[]): Promise<unknown> =>
   run("docker", args, { timeoutMs: 300_000, env: { ...process.env, DOCKER_CLI_HINTS: "false" } });
 
-/** Builds bench/image/proxy on the base (once per content); returns the tag. */
-async function ensureProxyImage(scratch: string): Promise<string> {
+/**
+ * Builds `files` of bench/image/<dir> on the debootstrapped base, once per content (tagged
+ * `<name>:<hash>`, kept between runs, labelled touchdeploy.bench); returns the tag.
+ */
+async function ensureBenchImage(
+  name: string,
+  dir: string,
+  files: Record<string, string>,
+  buildargs: Record<string, string>,
+  scratch: string,
+): Promise<string> {
   const baseId = await ensureBaseImage();
   const d = await ensureDocker();
-  const files = ["Dockerfile", "nginx.conf"];
-  const hash = crypto.createHash("sha256").update(baseId);
-  for (const f of files) hash.update(fs.readFileSync(path.join(DIR, "proxy", f)));
-  const tag = `tdbench-proxy:${hash.digest("hex").slice(0, 12)}`;
+  const hash = crypto.createHash("sha256").update(baseId).update(JSON.stringify(buildargs));
+  for (const [to, from] of Object.entries(files)) {
+    hash.update(to).update(fs.readFileSync(path.join(DIR, dir, from)));
+  }
+  const tag = `${name}:${hash.digest("hex").slice(0, 12)}`;
   if (await imageExists(d, tag)) return tag;
-  const ctx = path.join(scratch, "proxy-image");
+  const ctx = path.join(scratch, `${name.replace(/[^a-z]+/g, "-")}-image`);
   fs.mkdirSync(ctx, { recursive: true });
-  for (const f of files) fs.copyFileSync(path.join(DIR, "proxy", f), path.join(ctx, f));
+  for (const [to, from] of Object.entries(files)) {
+    fs.copyFileSync(path.join(DIR, dir, from), path.join(ctx, to));
+  }
   try {
     const stream = await d.buildImage(
-      { context: ctx, src: files },
-      { t: tag, buildargs: { BASE_IMAGE }, labels: { "touchdeploy.bench": "true" }, forcerm: true },
+      { context: ctx, src: Object.keys(files) },
+      {
+        t: tag,
+        buildargs: { BASE_IMAGE, ...buildargs },
+        labels: { "touchdeploy.bench": "true" },
+        forcerm: true,
+      },
     );
     await followProgress(d, stream);
   } finally {
@@ -98,6 +115,26 @@ async function ensureProxyImage(scratch: string): Promise<string> {
   }
   return tag;
 }
+
+/** The nginx proxy of the blue/green path (bench/image/proxy). */
+const ensureProxyImage = (scratch: string): Promise<string> =>
+  ensureBenchImage(
+    "tdbench-proxy",
+    "proxy",
+    { Dockerfile: "Dockerfile", "nginx.conf": "nginx.conf" },
+    {},
+    scratch,
+  );
+
+/** The plain uWSGI image without an app (bench/image/plain/Dockerfile.base). */
+const ensurePlainBase = (scratch: string): Promise<string> =>
+  ensureBenchImage(
+    "tdbench-plain-base",
+    "plain",
+    { Dockerfile: "Dockerfile.base", "uwsgi.ini": "uwsgi.ini" },
+    { APP_SUBDIR },
+    scratch,
+  );
 
 export class ImageHost {
   private container: BenchContainer | undefined;
@@ -158,18 +195,8 @@ export class ImageHost {
       );
     } else {
       fs.copyFileSync(path.join(DIR, "plain", "Dockerfile"), path.join(ctx, "Dockerfile"));
-      fs.copyFileSync(path.join(DIR, "plain", "uwsgi.ini"), path.join(ctx, "uwsgi.ini"));
-      await docker(
-        "build",
-        "-q",
-        "--build-arg",
-        `BASE_IMAGE=${BASE_IMAGE}`,
-        "--build-arg",
-        `APP_SUBDIR=${APP_SUBDIR}`,
-        "-t",
-        ref,
-        ctx,
-      );
+      const base = await ensurePlainBase(this.opts.dir);
+      await docker("build", "-q", "--build-arg", `PLAIN_BASE=${base}`, "-t", ref, ctx);
     }
     const t1 = Date.now();
     await docker("push", "-q", ref);
@@ -331,10 +358,11 @@ export class ImageHost {
   }
 }
 
-/** Builds what the image paths need before anything is timed (the proxy image). */
+/** Builds what the image paths need before anything is timed (proxy, plain base). */
 export async function prepareImagePaths(
   paths: readonly ImagePath[],
   scratch: string,
 ): Promise<void> {
   if (paths.includes("bluegreen")) await ensureProxyImage(scratch);
+  if (paths.some((p) => p !== "replace-runtime")) await ensurePlainBase(scratch);
 }

@@ -54,8 +54,10 @@ export function contractsSection(r: BenchResults): string[] {
       "deploy until the old code has not answered for 1 s), and over windows of the same " +
       "length on the same host without a deploy. *Old after new* = answers of the old code to " +
       "requests sent after the new code had answered someone (a client could go back to the " +
-      "old code). Runtime CPU = the container's CPU in the deploy window minus in the window " +
-      "without a deploy.",
+      "old code). Runtime CPU = the container's CPU in the deploy window minus its CPU per " +
+      "request in the window without a deploy times the deploy window's requests (what the " +
+      "contract itself costs; noisy to a few 0.01 s on a busy machine). Script CPU = the host " +
+      "script and its children (the shell's `times`).",
   );
   out.push("");
   const apps = [...new Set(ms.map((m) => m.contract?.app ?? ""))];
@@ -96,6 +98,21 @@ export function contractsSection(r: BenchResults): string[] {
             f(c?.scriptCpuPerDeploy?.median, 3),
           ];
         }),
+      ),
+    );
+    out.push("");
+  }
+  for (const m of ms.filter(
+    (x) => x.variant === "generations" && x.steps?.["manager: touch → new instance started"],
+  )) {
+    out.push(
+      `Where a deploy's time goes, ${m.variant}, ${m.contract?.app ?? ""} (seconds, median [min–max]):`,
+    );
+    out.push("");
+    out.push(
+      table(
+        ["Step", "Median", "Min", "Max"],
+        Object.entries(m.steps ?? {}).map(([k, v]) => [k, f(v.median), f(v.min), f(v.max)]),
       ),
     );
     out.push("");

@@ -31,11 +31,36 @@ import { design, DESIGNS } from "../lib/designs";
 import { startLoad, type LoadWindow } from "../lib/load";
 import { withLock } from "../lib/lock";
 import { log, secs, step } from "../lib/log";
-import { round } from "../lib/stats";
+import { round, type Summary } from "../lib/stats";
 import { timeline, viewDeploy, type DeployView } from "../lib/timeline";
 
 /** Longest a deploy window may last (the old code still answering after this is noted). */
 const MAX_WINDOW_MS = 120_000;
+
+/** Where a generations deploy's time goes, from the manager's log lines (ms). */
+interface GenerationPhases {
+  /** The trigger's touch -> "starting generation". */
+  startMs?: number;
+  /** "starting generation" -> "is serving" (uWSGI start, the app's import, the health check). */
+  bootMs?: number;
+  /** "is serving" -> the host script exited (its health poll saw the commit). */
+  seenMs?: number;
+}
+
+async function generationPhases(host: CodeHost, d: CodeDeployResult): Promise<GenerationPhases> {
+  const lines = await host.container.logLines(d.startedAt - 20);
+  const start = lines.find((l) => l.text.includes("touchdeploy-generations: starting generation"));
+  const ready = lines.find(
+    (l) => l.atMs >= (start?.atMs ?? Infinity) && / is serving \(/.test(l.text),
+  );
+  const sub = (a?: number, b?: number): number | undefined =>
+    a !== undefined && b !== undefined ? a - b : undefined;
+  return {
+    startMs: sub(start?.atMs, d.touchedAt),
+    bootMs: sub(ready?.atMs, start?.atMs),
+    seenMs: sub(d.endedAt, ready?.atMs),
+  };
+}
 
 interface Series {
   design: string;
@@ -46,6 +71,7 @@ interface Series {
   views: DeployView[];
   runtimeCpu: number[];
   reloads: number[];
+  generations: GenerationPhases[];
 }
 
 /** Counts the lines containing `text` the container logged in [fromMs, toMs). */
@@ -110,6 +136,7 @@ async function runApp(ctx: Context, app: BenchApp, rollbacks: boolean): Promise<
         views: [],
         runtimeCpu: [],
         reloads: [],
+        generations: [],
       });
     }
     const first = await repo.head();
@@ -190,6 +217,9 @@ async function deployInWindow(
   // (a contract that pauses serves fewer requests in its window: the clients are paced).
   s.runtimeCpu.push(cpu1 - cpu0 - ((b1 - b0) * w.requests) / Math.max(1, b.requests));
   s.reloads.push(reloads);
+  if (design(s.design).reloadLine.startsWith("touchdeploy-generations")) {
+    s.generations.push(await generationPhases(s.host, d));
+  }
   if (view.lastOldMs !== undefined && w.durationMs >= MAX_WINDOW_MS) {
     ctx.notes.push(
       `contracts, ${s.design}: the old code still answered ${secs(view.lastOldMs)} after a ` +
@@ -214,7 +244,10 @@ function measurements(ctx: Context, app: BenchApp, s: Series, v: DeployView[]): 
       valuesMs: s.deploys.map((d) => d.totalMs),
       load: loadStats(s.windows),
       reloadsPerDeploy: s.reloads,
-      steps: codeSteps(s.deploys, []),
+      steps: {
+        ...codeSteps(s.deploys, []),
+        ...generationSteps(s.generations),
+      },
       contract: {
         app: app.id,
         ...(app.importSeconds !== undefined ? { importSeconds: app.importSeconds } : {}),
@@ -235,6 +268,34 @@ function measurements(ctx: Context, app: BenchApp, s: Series, v: DeployView[]): 
       },
     }),
   );
+}
+
+function generationSteps(g: GenerationPhases[]): Record<string, Summary> {
+  if (!g.length) return {};
+  const entries: [string, Summary | undefined][] = [
+    [
+      "manager: touch → new instance started",
+      pick(
+        g.map((x) => x.startMs),
+        1 / 1000,
+      ),
+    ],
+    [
+      "manager: started → healthy (uWSGI start, import, health)",
+      pick(
+        g.map((x) => x.bootMs),
+        1 / 1000,
+      ),
+    ],
+    [
+      "host: healthy → its health check saw it, script exited",
+      pick(
+        g.map((x) => x.seenMs),
+        1 / 1000,
+      ),
+    ],
+  ];
+  return Object.fromEntries(entries.filter((e): e is [string, Summary] => e[1] !== undefined));
 }
 
 /**
