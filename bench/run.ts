@@ -4,7 +4,7 @@
  * bench/variants/) side by side with apps that take time to boot. See bench/README.md for what
  * is measured and how. The parts live in bench/parts/ (one per `--only` name).
  *
- *   npm run bench                 full run (~45 min), writes bench/results/latest.{json,md,svg}
+ *   npm run bench                 full run (~50 min), writes bench/results/latest.{json,md,svg}
  *   npm run bench -- --smoke      one run of everything, small (CI), writes bench/.tmp/
  *   npm run bench -- --help       all options
  */

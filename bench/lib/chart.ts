@@ -145,7 +145,7 @@ export async function renderChart(r: BenchResults): Promise<string> {
           title: {
             text: `Request latency around a code deploy (${app}, ${connections} clients): highest per 100 ms of send time, all runs`,
             subtitle:
-              "time 0 = the host script starts; dashed = it saw the new commit (median); log scale",
+              "time 0 = the host script starts; dashed = it saw the new commit (median); log scale; a straight line over a gap: no request was sent then (every client was waiting)",
           },
           data: { values: timeline },
           facet: {
@@ -154,7 +154,7 @@ export async function renderChart(r: BenchResults): Promise<string> {
               type: "nominal",
               sort: designs,
               title: null,
-              header: { labelAngle: 0, labelAlign: "left", labelLimit: 220 },
+              header: { labelAngle: 0, labelAlign: "left", labelLimit: 260 },
             },
           },
           spec: {

@@ -102,6 +102,12 @@ export function contractsSection(r: BenchResults): string[] {
     );
     out.push("");
   }
+  const mixed = ms.reduce((a, m) => a + (m.load?.bodyMismatches ?? 0), 0);
+  out.push(
+    `Answers whose body came from other code than their \`X-Revision\` says (one answer mixing ` +
+      `two releases), all designs and apps: ${mixed}.`,
+  );
+  out.push("");
   for (const m of ms.filter(
     (x) => x.variant === "generations" && x.steps?.["manager: touch → new instance started"],
   )) {

@@ -4,9 +4,11 @@
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
 import { regionsIn, renderRegions } from "../lib/readme";
-import { committedResults, expectedReadme, README_FILES } from "../lib/readmeFiles";
+import { committedResults, expectedReadme, README_FILES, RESULTS_FILE } from "../lib/readmeFiles";
+import { renderMarkdown } from "../lib/report";
 import type { BenchResults } from "../lib/results";
 
 describe("generated README regions", () => {
@@ -20,6 +22,11 @@ describe("generated README regions", () => {
       assert.equal(fs.readFileSync(file, "utf8"), await expectedReadme(file, committedResults()));
     });
   }
+
+  it("results/latest.md equals what bench/results/latest.json gives", () => {
+    const md = path.join(path.dirname(RESULTS_FILE), "latest.md");
+    assert.equal(fs.readFileSync(md, "utf8"), renderMarkdown(committedResults(), "latest.svg"));
+  });
 
   it("rewrites only what is between the markers", () => {
     const r = committedResults();
