@@ -75,6 +75,11 @@ export interface ImageDeployResult {
 const docker = (...args: string[]): Promise<unknown> =>
   run("docker", args, { timeoutMs: 300_000, env: { ...process.env, DOCKER_CLI_HINTS: "false" } });
 
+async function imageId(ref: string): Promise<string> {
+  const d = await ensureDocker();
+  return (await d.getImage(ref).inspect()).Id;
+}
+
 /**
  * Builds `files` of bench/image/<dir> on the debootstrapped base, once per content (tagged
  * `<name>:<hash>`, kept between runs, labelled touchdeploy.bench); returns the tag.
@@ -141,7 +146,9 @@ export class ImageHost {
   private proxy: BenchContainer | undefined;
   private network: string | undefined;
   private upstreamDir: string | undefined;
-  private currentRef: string | undefined;
+  /** The image id of the deployed commit (a pulled image also keeps a digest reference, so
+   * removing it by tag would leave it behind as `<none>`). */
+  private currentId: string | undefined;
   private hostPort = 0;
   private deploys = 0;
 
@@ -214,9 +221,11 @@ export class ImageHost {
         ? await this.blueGreen(ref, sha)
         : await this.replace(ref, sha);
     const t6 = Date.now() - (steps.retireMs ?? 0);
-    const previous = this.currentRef;
-    this.currentRef = ref;
-    if (previous && previous !== ref) await docker("rmi", previous).catch(() => undefined);
+    const previous = this.currentId;
+    this.currentId = await imageId(ref);
+    if (previous && previous !== this.currentId) {
+      await docker("rmi", "-f", previous).catch(() => undefined);
+    }
     this.deploys++;
     return {
       sha,
@@ -353,8 +362,8 @@ export class ImageHost {
         .catch(() => undefined);
       this.network = undefined;
     }
-    if (this.currentRef) await docker("rmi", "-f", this.currentRef).catch(() => undefined);
-    this.currentRef = undefined;
+    if (this.currentId) await docker("rmi", "-f", this.currentId).catch(() => undefined);
+    this.currentId = undefined;
   }
 }
 
