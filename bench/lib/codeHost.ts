@@ -61,6 +61,10 @@ export interface CodeDeployResult {
   sha: string;
   host: string;
   result: RunResult;
+  /** The script's exit code (0 unless `allowFailure`). */
+  code: number;
+  /** CPU seconds of the script and every process it ran (with `measureCpu`). */
+  scriptCpuSeconds?: number;
   /** From spawning the script to its exit (it exits once the new commit is served). */
   totalMs: number;
   /** Epoch ms of spawning the script and of its exit. */
@@ -81,6 +85,9 @@ export async function createCodeHosts(opts: {
   dir: string;
   repo: TestRepo;
   image: string;
+  /** More container environment (a design's, lib/designs.ts). */
+  env?: string[];
+  sysctls?: Record<string, string>;
 }): Promise<CodeHost[]> {
   const fingerprint = dependencyFingerprintOfDir(
     path.join(opts.repo.work, APP_SUBDIR),
@@ -100,8 +107,10 @@ export async function createCodeHosts(opts: {
         `TOUCHDEPLOY_APP_SUBDIR=${APP_SUBDIR}`,
         `TOUCHDEPLOY_FINGERPRINT=${fingerprint}`,
         `TOUCHDEPLOY_RELOAD_FILE=${RELOAD_FILE}`,
+        ...(opts.env ?? []),
       ],
       binds: [`${root}:/srv/app:ro`],
+      sysctls: opts.sysctls,
     });
     hosts.push({ label, root, container, fingerprint });
   }
@@ -109,7 +118,12 @@ export async function createCodeHosts(opts: {
 }
 
 /** The arguments the Pulumi program's fetch + release pass, as one `deploy`. */
-export function deployArgs(host: CodeHost, repo: TestRepo, sha: string): string[] {
+export function deployArgs(
+  host: CodeHost,
+  repo: TestRepo,
+  sha: string,
+  healthTimeout = HEALTH_TIMEOUT_S,
+): string[] {
   return [
     "deploy",
     "--root",
@@ -125,7 +139,7 @@ export function deployArgs(host: CodeHost, repo: TestRepo, sha: string): string[
     "--health-url",
     host.container.healthUrl,
     "--health-timeout",
-    String(HEALTH_TIMEOUT_S),
+    String(healthTimeout),
     "--keep",
     String(KEEP_RELEASES),
     "--dependency-files",
@@ -135,30 +149,57 @@ export function deployArgs(host: CodeHost, repo: TestRepo, sha: string): string[
   ];
 }
 
+export interface CodeDeployOptions {
+  /** Replaces the script's text (experiments). */
+  scriptText?: string;
+  /** --health-timeout (default HEALTH_TIMEOUT_S, what the program passes). */
+  healthTimeout?: number;
+  /** Return whatever the script exits with, instead of throwing when it is not 0. */
+  allowFailure?: boolean;
+  /**
+   * Also measure the CPU seconds of the script and its children: `/bin/sh -c` runs the same
+   * command and then the shell's `times`, whose second line is its children's user + system.
+   */
+  measureCpu?: boolean;
+}
+
+/** "0m0.123s 0m0.045s" (dash's `times`): seconds. */
+function parseTimes(line: string): number {
+  const parts = [...line.matchAll(/(\d+)m([\d.]+)s/g)];
+  return parts.reduce((a, m) => a + Number(m[1]) * 60 + Number(m[2]), 0);
+}
+
 /**
  * Runs the host script's `deploy` as the program does (`/bin/sh -c "bash -s -- ..."` with the
- * script on stdin). `scriptText` replaces the script (for experiments); throws when it fails.
+ * script on stdin); throws when it fails (unless `opts.allowFailure`).
  */
 export async function codeDeploy(
   host: CodeHost,
   repo: TestRepo,
   sha: string,
-  scriptText: string = hostScriptText(),
+  opts: CodeDeployOptions = {},
 ): Promise<CodeDeployResult> {
   const startedAt = Date.now();
-  const started = start("/bin/sh", ["-c", hostScriptCommand(deployArgs(host, repo, sha))], {
-    input: scriptText,
-    timeoutMs: 180_000,
-  });
+  const command = hostScriptCommand(deployArgs(host, repo, sha, opts.healthTimeout));
+  const started = start(
+    "/bin/sh",
+    ["-c", opts.measureCpu ? `${command}; rc=$?; times >&2; exit $rc` : command],
+    { input: opts.scriptText ?? hostScriptText(), timeoutMs: 180_000 },
+  );
   const result = await started.result;
   const endedAt = startedAt + result.durationMs;
-  if (result.code !== 0) {
+  let scriptCpuSeconds: number | undefined;
+  if (opts.measureCpu) {
+    const lines = result.stderr.trimEnd().split("\n");
+    scriptCpuSeconds = parseTimes(lines[lines.length - 1] ?? "");
+  }
+  if (result.code !== 0 && !opts.allowFailure) {
     throw new Error(
       `deploy of ${sha.slice(0, 12)} to ${host.label} failed: ${describeRun(result)}`,
     );
   }
-  // The script touches the trigger once per deploy (a second touch only on a rollback, which
-  // fails the deploy above); nothing else touches it until the next deploy.
+  // The script touches the trigger once per deploy (a second touch only on a rollback: then the
+  // ctime is the rollback's); nothing else touches it until the next deploy.
   const touchedAt = /^touchdeploy: reload /m.test(result.stdout)
     ? fs.statSync(path.join(host.root, RELOAD_FILE)).ctimeMs
     : undefined;
@@ -166,6 +207,8 @@ export async function codeDeploy(
     sha,
     host: host.label,
     result,
+    code: result.code ?? -1,
+    ...(scriptCpuSeconds !== undefined ? { scriptCpuSeconds } : {}),
     totalMs: result.durationMs,
     startedAt,
     endedAt,
@@ -202,16 +245,18 @@ const SPAWNED = /spawned uWSGI worker (\d+)/;
 /**
  * Where one deploy's reload spent its time, read from the container log (see ReloadPhases).
  * Reloads are counted up to `untilMs` (call it a while after the deploy, before the next one, so
- * that a second, late reload would be seen).
+ * that a second, late reload would be seen), as lines containing `reloadLine` (a design's, see
+ * lib/designs.ts; the master's re-exec by default).
  */
 export async function reloadPhases(
   host: CodeHost,
   deploy: CodeDeployResult,
   untilMs: number = Date.now(),
+  reloadLine: string = REEXEC,
 ): Promise<ReloadPhases> {
   const lines = await host.container.logLines(deploy.startedAt - 20);
   const upTo = lines.filter((l) => l.atMs <= untilMs);
-  const reloads = upTo.filter((l) => l.text.includes(REEXEC)).length;
+  const reloads = upTo.filter((l) => l.text.includes(reloadLine)).length;
   const detected = upTo.filter((l) => DETECT_LINES.some((d) => l.text.includes(d)));
   const detect = detected[0];
   const reexec = upTo.find((l) => l.text.includes(REEXEC));
@@ -239,7 +284,7 @@ export async function reloadPhases(
  * touched while the workers are still starting (a few ms after uWSGI spawns them, longer on a
  * busy machine): they never act on the master's SIGHUP, and the master waits for them until
  * worker-reload-mercy (30 s) and ignores every touch meanwhile. A first deploy to a container
- * that starts uWSGI between the switch and the touch can do that (bench/README.md).
+ * that starts uWSGI between the switch and the touch can do that (bench/FINDINGS.md).
  */
 export async function reloadStalled(host: CodeHost, forMs = 1000): Promise<boolean> {
   const lines = await host.container.logLines(0);

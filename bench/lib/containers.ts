@@ -19,20 +19,33 @@ export interface BenchContainerOptions {
   binds?: string[];
   /** Host port on 127.0.0.1; 0 or undefined lets Docker pick a free one. */
   hostPort?: number;
+  /** Namespaced sysctls (e.g. net.ipv4.tcp_migrate_req). */
+  sysctls?: Record<string, string>;
+  /** Publish no port (the container is reached over a Docker network). */
+  unpublished?: boolean;
+  /** A user-defined Docker network to join instead of the default bridge, with aliases. */
+  network?: { name: string; aliases?: string[] };
 }
 
 export interface BenchContainer {
   id: string;
   name: string;
+  /** 127.0.0.1 for a published port, else the container's address on its network. */
+  address: string;
+  /** The published port (or the container's own port when unpublished). */
   hostPort: number;
-  /** http://127.0.0.1:<port> */
+  /** http://<address>:<port> */
   baseUrl: string;
   /** baseUrl + /healthz */
   healthUrl: string;
   /** Log lines since `sinceMs` (epoch ms) with the time Docker received each one. */
   logLines(sinceMs: number): Promise<{ atMs: number; text: string }[]>;
-  /** `docker stop` (SIGTERM, graceful: uWSGI has die-on-term) then remove. */
+  /** `docker stop` (SIGTERM: uWSGI with die-on-term stops, killing requests in flight), remove. */
   stopAndRemove(): Promise<void>;
+  /** `docker exec` of a command; resolves with its exit code. */
+  exec(cmd: string[]): Promise<number>;
+  /** Waits until the container is no longer running (false after `timeoutMs`). */
+  waitExit(timeoutMs: number): Promise<boolean>;
   /** Removes it at once (SIGKILL), for cleanup. */
   remove(): Promise<void>;
 }
@@ -65,16 +78,34 @@ export async function startBenchContainer(opts: BenchContainerOptions): Promise<
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     HostConfig: {
       Binds: opts.binds ?? [],
-      PortBindings: {
-        [`${CONTAINER_PORT}/tcp`]: [
-          { HostIp: "127.0.0.1", HostPort: opts.hostPort ? String(opts.hostPort) : "" },
-        ],
-      },
+      ...(opts.unpublished
+        ? {}
+        : {
+            PortBindings: {
+              [`${CONTAINER_PORT}/tcp`]: [
+                { HostIp: "127.0.0.1", HostPort: opts.hostPort ? String(opts.hostPort) : "" },
+              ],
+            },
+          }),
+      ...(opts.sysctls ? { Sysctls: opts.sysctls } : {}),
+      ...(opts.network ? { NetworkMode: opts.network.name } : {}),
     },
+    ...(opts.network
+      ? {
+          NetworkingConfig: {
+            EndpointsConfig: { [opts.network.name]: { Aliases: opts.network.aliases ?? [] } },
+          },
+        }
+      : {}),
   });
   try {
     await container.start();
     const info = await container.inspect();
+    if (opts.unpublished) {
+      const ip = info.NetworkSettings.Networks[opts.network?.name ?? "bridge"]?.IPAddress;
+      if (!ip) throw new Error(`container ${name} has no IP address`);
+      return wrap(container, info.Id, name, CONTAINER_PORT, ip);
+    }
     const hostPort = Number(info.NetworkSettings.Ports[`${CONTAINER_PORT}/tcp`]?.[0]?.HostPort);
     if (!hostPort) throw new Error(`container ${name} has no published port`);
     return wrap(container, info.Id, name, hostPort);
@@ -89,11 +120,13 @@ function wrap(
   id: string,
   name: string,
   hostPort: number,
+  address = "127.0.0.1",
 ): BenchContainer {
-  const baseUrl = `http://127.0.0.1:${hostPort}`;
+  const baseUrl = `http://${address}:${hostPort}`;
   return {
     id,
     name,
+    address,
     hostPort,
     baseUrl,
     healthUrl: `${baseUrl}/healthz`,
@@ -117,6 +150,25 @@ function wrap(
     stopAndRemove: async () => {
       await container.stop({ t: 10 }).catch(() => undefined);
       await container.remove({ force: true });
+    },
+    exec: async (cmd) => {
+      const e = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await e.start({});
+      await new Promise<void>((resolve) => {
+        stream.on("end", () => resolve());
+        stream.on("close", () => resolve());
+        stream.resume();
+      });
+      return (await e.inspect()).ExitCode ?? -1;
+    },
+    waitExit: async (timeoutMs) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const info = await container.inspect().catch(() => undefined);
+        if (!info?.State.Running) return true;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return false;
     },
     remove: () => container.remove({ force: true }).then(() => undefined),
   };

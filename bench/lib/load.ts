@@ -8,6 +8,11 @@ import type { PacedLoadOptions, PacedLoadResult } from "./pacedLoad";
 export interface RunningLoad {
   /** Ends the load, waits for in-flight requests, returns what happened. */
   stop(): Promise<LoadWindow>;
+  /**
+   * Ends the load once every 2xx answer for `marginMs` has been `revision` (and no sooner than
+   * `marginMs` from now); returns what happened.
+   */
+  settle(revision: string, marginMs: number): Promise<LoadWindow>;
   /** Kills it without a result (cleanup). */
   kill(): void;
 }
@@ -46,19 +51,23 @@ export async function startLoad(opts: PacedLoadOptions): Promise<RunningLoad> {
   });
   const cpu0 = cpuTimes();
   child.stdout.on("data", (c: string) => (stdout += c));
+  // `stop` also closes stdin (the worker stops on its end too); `settle` must leave it open.
+  const finish = async (command: string): Promise<LoadWindow> => {
+    if (command.startsWith("stop")) child.stdin.end(command);
+    else child.stdin.write(command);
+    const code = await exited;
+    const cpu1 = cpuTimes();
+    const line = stdout.split("\n").find((l) => l.startsWith("{"));
+    if (code !== 0 || !line) {
+      throw new Error(`the load generator failed (exit ${code}):\n${stderr.slice(-2000)}`);
+    }
+    const result = JSON.parse(line) as PacedLoadResult;
+    const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
+    return { ...result, machineBusy };
+  };
   return {
-    stop: async () => {
-      const cpu1 = cpuTimes();
-      child.stdin.end("stop\n");
-      const code = await exited;
-      const line = stdout.split("\n").find((l) => l.startsWith("{"));
-      if (code !== 0 || !line) {
-        throw new Error(`the load generator failed (exit ${code}):\n${stderr.slice(-2000)}`);
-      }
-      const result = JSON.parse(line) as PacedLoadResult;
-      const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
-      return { ...result, machineBusy };
-    },
+    stop: () => finish("stop\n"),
+    settle: (revision, marginMs) => finish(`settle ${revision} ${marginMs}\n`),
     kill: () => {
       if (child.exitCode === null) child.kill("SIGKILL");
     },

@@ -8,7 +8,9 @@
  * and a benchmark on 2 shared cores needs: a request rate (each client sends at most one request
  * per `1 / ratePerClient` s; unpaced, 16 clients keep both cores ~90% busy and the deploy being
  * measured starves), a stop on demand (the window ends 1 s after the deploy, whatever it took),
- * and the raw latencies, so percentiles can be pooled across runs.
+ * and the raw latencies, so percentiles can be pooled across runs; and every request's send time,
+ * latency and outcome (`samples`), so the pause can be drawn over time and mixed old/new answers
+ * found afterwards.
  */
 import { requestOnce } from "../../test/e2e/support/load";
 
@@ -22,6 +24,16 @@ export interface PacedLoadOptions {
   maxDurationMs: number;
 }
 
+/**
+ * One request: [sent (ms after the load started), latency ms (to the end of the answer or of
+ * the failure), outcome]: outcome >= 0 is the index in `revisionNames` of a 2xx answer's
+ * X-Revision; OUTCOME_* for the rest.
+ */
+export type RequestSample = [number, number, number];
+export const OUTCOME_NON2XX = -1;
+export const OUTCOME_ERROR = -2;
+export const OUTCOME_TIMEOUT = -3;
+
 export interface PacedLoadResult {
   requests: number;
   ok: number;
@@ -34,8 +46,14 @@ export interface PacedLoadResult {
   latenciesMs: number[];
   /** Responses whose body names another revision than their X-Revision header. */
   bodyMismatches: number;
+  /** Every request, in the order they completed (see RequestSample). */
+  samples: RequestSample[];
+  /** X-Revision values of 2xx answers, indexed by RequestSample's outcome. */
+  revisionNames: string[];
   /** Per X-Revision of 2xx answers: count and first/last time seen (ms after the start). */
   revisions: Record<string, { count: number; firstMs: number; lastMs: number }>;
+  /** Epoch ms the load started at (samples' time 0). */
+  startedAt: number;
   durationMs: number;
   /** CPU the load process itself used (user + system), in seconds. */
   cpuSeconds: number;
@@ -43,10 +61,14 @@ export interface PacedLoadResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Runs the load until `stopped()` is true or maxDurationMs passed; waits for in-flight requests. */
+/**
+ * Runs the load until `stopped()` is true or maxDurationMs passed; waits for in-flight requests.
+ * `onAnswer` sees the X-Revision and end time (epoch ms) of every 2xx answer.
+ */
 export async function runPacedLoad(
   opts: PacedLoadOptions,
   stopped: () => boolean,
+  onAnswer?: (revision: string, atMs: number) => void,
 ): Promise<PacedLoadResult> {
   const cpu0 = process.cpuUsage();
   const t0 = Date.now();
@@ -61,7 +83,10 @@ export async function runPacedLoad(
     errorSamples: [],
     latenciesMs: [],
     bodyMismatches: 0,
+    samples: [],
+    revisionNames: [],
     revisions: {},
+    startedAt: t0,
     durationMs: 0,
     cpuSeconds: 0,
   };
@@ -80,16 +105,22 @@ export async function runPacedLoad(
       // The next slot; a client that fell behind (slow answer) sends right away, no burst.
       next = Math.max(next + intervalMs, sent);
       const o = await requestOnce(opts.url, opts.requestTimeoutMs);
+      const done = Date.now();
       result.requests++;
+      const sample = (outcome: number): void => {
+        result.samples.push([sent - t0, done - sent, outcome]);
+      };
       if (o.kind !== "response") {
+        sample(o.kind === "timeout" ? OUTCOME_TIMEOUT : OUTCOME_ERROR);
         if (o.kind === "timeout") result.timeouts++;
         else result.errors++;
         if (result.errorSamples.length < 10) result.errorSamples.push(`${o.kind}: ${o.message}`);
         continue;
       }
-      result.latenciesMs.push(Date.now() - sent);
+      result.latenciesMs.push(done - sent);
       result.statuses[o.status] = (result.statuses[o.status] ?? 0) + 1;
       if (o.status < 200 || o.status > 299) {
+        sample(OUTCOME_NON2XX);
         result.non2xx++;
         if (result.errorSamples.length < 10) {
           result.errorSamples.push(`HTTP ${o.status}: ${o.body.slice(0, 100)}`);
@@ -98,13 +129,18 @@ export async function runPacedLoad(
       }
       result.ok++;
       const revision = o.revision ?? "(none)";
-      const ms = Date.now() - t0;
+      let index = result.revisionNames.indexOf(revision);
+      if (index < 0) index = result.revisionNames.push(revision) - 1;
+      sample(index);
+      onAnswer?.(revision, done);
+      const ms = done - t0;
       const seen = (result.revisions[revision] ??= { count: 0, firstMs: ms, lastMs: ms });
       seen.count++;
       seen.lastMs = ms;
-      // hello-wsgi answers "<greeting> (revision <12 hex>)": the code that ran.
+      // hello-wsgi and the slow app answer "<greeting> (revision <12 hex>)": the code that ran.
+      // Another app's body (no such text) is not checked.
       const claimed = /\(revision ([0-9a-f]{12})\)/.exec(o.body)?.[1];
-      if (!claimed || !revision.startsWith(claimed)) result.bodyMismatches++;
+      if (claimed && !revision.startsWith(claimed)) result.bodyMismatches++;
     }
   };
   await Promise.all(Array.from({ length: opts.connections }, (_, i) => client(i)));

@@ -1,5 +1,6 @@
 /** latest.md: the results as tables a person reads. */
 import type { BenchResults, Measurement } from "./results";
+import type { Summary } from "./stats";
 
 const f = (x: number | null | undefined, digits = 2): string =>
   x === null || x === undefined || Number.isNaN(x) ? "–" : x.toFixed(digits);
@@ -27,117 +28,223 @@ function reloadsText(m: Measurement): string {
 }
 
 const SHIPPED = "shipped";
-const PREVIOUS = "previous";
+
+const sum = (s: Summary | undefined, unit = " s", digits = 2): string =>
+  s ? `${f(s.median, digits)}${unit} (${f(s.min, digits)}–${f(s.max, digits)})` : "–";
+
+const lat = (m: Measurement): string =>
+  m.load ? `${m.load.latencyMs.p50} / ${m.load.latencyMs.p99} / **${m.load.latencyMs.max}**` : "–";
+
+const failedText = (m: Measurement): string =>
+  m.requests === null ? "–" : `${m.failed === 0 ? "0" : `**${m.failed}**`} of ${m.requests}`;
+
+/** The contracts part: one table per app (designs side by side). */
+export function contractsSection(r: BenchResults): string[] {
+  const ms = r.measurements.filter((m) => m.kind === "contract-deploy");
+  if (!ms.length) return [];
+  const out: string[] = [];
+  out.push("## Deploy contracts with apps that take time to boot");
+  out.push("");
+  out.push(
+    "One host per design and app, under load; the same new commit to each design in turn " +
+      "(order rotated every run). The host script is `host/touchdeploy.sh` as it is for every " +
+      "design. *New code served* = the host script's time (its health check saw the commit); " +
+      "*old code last answered* = when the load last got an answer from the old code. " +
+      "Latency p50 / p99 / max (ms) pooled over each design's deploy windows (1 s before the " +
+      "deploy until the old code has not answered for 1 s), and over windows of the same " +
+      "length on the same host without a deploy. *Old after new* = answers of the old code to " +
+      "requests sent after the new code had answered someone (a client could go back to the " +
+      "old code). Runtime CPU = the container's CPU in the deploy window minus its CPU per " +
+      "request in the window without a deploy times the deploy window's requests (what the " +
+      "contract itself costs; noisy to a few 0.01 s on a busy machine). Script CPU = the host " +
+      "script and its children (the shell's `times`).",
+  );
+  out.push("");
+  const apps = [...new Set(ms.map((m) => m.contract?.app ?? ""))];
+  for (const app of apps) {
+    const rows = ms.filter((m) => m.contract?.app === app);
+    const imp = rows[0]?.contract?.importSeconds;
+    out.push(`### ${app}${imp !== undefined ? ` (import ${imp} s)` : ""}`);
+    out.push("");
+    out.push(
+      table(
+        [
+          "Design",
+          "Runs",
+          "New code served",
+          "Old code last answered",
+          "Deploy windows p50 / p99 / max ms",
+          "Without deploy p50 / p99 / max ms",
+          "Failed",
+          "Old after new",
+          "Reloads",
+          "Runtime CPU-s",
+          "Script CPU-s",
+        ],
+        rows.map((m) => {
+          const c = m.contract;
+          const b = c?.baseline;
+          return [
+            m.variant,
+            m.runs,
+            `${f(m.median)} s (${f(m.min)}–${f(m.max)})`,
+            sum(c?.lastOld),
+            lat(m),
+            b ? `${b.latencyMs.p50} / ${b.latencyMs.p99} / ${b.latencyMs.max}` : "–",
+            failedText(m),
+            c?.oldAfterNew ?? "–",
+            reloadsText(m),
+            f(c?.runtimeCpuPerDeploy?.median, 3),
+            f(c?.scriptCpuPerDeploy?.median, 3),
+          ];
+        }),
+      ),
+    );
+    out.push("");
+  }
+  const mixed = ms.reduce((a, m) => a + (m.load?.bodyMismatches ?? 0), 0);
+  out.push(
+    `Answers whose body came from other code than their \`X-Revision\` says (one answer mixing ` +
+      `two releases), all designs and apps: ${mixed}.`,
+  );
+  out.push("");
+  for (const m of ms.filter(
+    (x) => x.variant === "generations" && x.steps?.["manager: touch → new instance started"],
+  )) {
+    out.push(
+      `Where a deploy's time goes, ${m.variant}, ${m.contract?.app ?? ""} (seconds, median [min–max]):`,
+    );
+    out.push("");
+    out.push(
+      table(
+        ["Step", "Median", "Min", "Max"],
+        Object.entries(m.steps ?? {}).map(([k, v]) => [k, f(v.median), f(v.min), f(v.max)]),
+      ),
+    );
+    out.push("");
+  }
+  const rb = r.measurements.filter((m) => m.kind === "contract-rollback");
+  if (rb.length) {
+    out.push("### A commit that cannot be imported: roll back");
+    out.push("");
+    out.push(
+      `Each design, under load, gets a commit whose app raises ImportError (app ${rb[0].contract?.app ?? ""}, ` +
+        `health timeout ${JSON.stringify(r.settings.rollbackTimeout ?? "")} s): the host script must switch ` +
+        "back and exit 6. What users saw from the deploy's start until the old code answered " +
+        "alone again:",
+    );
+    out.push("");
+    out.push(
+      table(
+        ["Design", "Exit", "Script time", "Failed requests", "p50 / p99 / max ms", "Reloads"],
+        rb.map((m) => [
+          m.variant,
+          (m.contract?.exitCodes ?? []).join(", "),
+          `${f(m.median)} s`,
+          failedText(m),
+          lat(m),
+          (m.reloadsPerDeploy ?? []).join(", "),
+        ]),
+      ),
+    );
+    out.push("");
+  }
+  return out;
+}
+
+/** Code deploys vs image deploys (the deploys part). */
+export function imagesSection(r: BenchResults): string[] {
+  const idle = r.measurements.filter(
+    (m) => m.kind === "code-deploy" || m.kind === "container-deploy",
+  );
+  const loaded = r.measurements.filter(
+    (m) => m.kind === "code-deploy-under-load" || m.kind === "container-deploy-under-load",
+  );
+  if (!idle.length && !loaded.length) return [];
+  const out: string[] = [];
+  out.push("## Code deploys vs image deploys");
+  out.push("");
+  out.push(
+    "The same commit shipped as a touchdeploy code deploy and as an image (built, pushed to " +
+      "a registry on 127.0.0.1, removed, pulled): **replace-runtime** = stop the container, " +
+      "start the new one on the same port, on touchdeploy's runtime image (supervisord); " +
+      "**replace-plain** = the same on a plain uWSGI image; **bluegreen** = the new container " +
+      "beside the old one, health-checked, then an nginx proxy switched to it and the old one " +
+      "stopped gracefully (as Kamal does). In every run each kind deploys the same commit; the " +
+      "order is reversed every other run. Ratio = image / code deploy, pair by pair.",
+  );
+  out.push("");
+  if (idle.length) {
+    out.push("Idle (hello-wsgi):");
+    out.push("");
+    out.push(
+      table(
+        ["Deploy", "Runs", "Median", "Min", "Max", "Ratio to the code deploy"],
+        idle.map((m) => {
+          const ratio = r.measurements.find(
+            (x) => x.kind === "ratio-container-over-code" && x.variant === m.variant,
+          );
+          return [
+            m.kind === "code-deploy" ? "code deploy (shipped)" : m.variant,
+            m.runs,
+            ...value(m),
+            ratio ? `${f(ratio.median, 1)}× (${f(ratio.min, 1)}–${f(ratio.max, 1)})` : "",
+          ];
+        }),
+      ),
+    );
+    out.push("");
+  }
+  const apps = [...new Set(loaded.map((m) => m.app ?? "hello-wsgi"))];
+  for (const app of apps) {
+    const rows = loaded.filter((m) => (m.app ?? "hello-wsgi") === app);
+    out.push(`Under load, ${app}:`);
+    out.push("");
+    out.push(
+      table(
+        ["Deploy", "Runs", "New code served", "Failed", "p50 / p99 / max ms"],
+        rows.map((m) => [
+          m.kind === "code-deploy-under-load" ? `code deploy (${m.variant})` : m.variant,
+          m.runs,
+          `${f(m.median)} s (${f(m.min)}–${f(m.max)})`,
+          failedText(m),
+          lat(m),
+        ]),
+      ),
+    );
+    out.push("");
+  }
+  for (const m of r.measurements.filter((x) => x.kind === "container-deploy" && x.steps)) {
+    out.push(`Where an image deploy's time goes, ${m.variant} (seconds, median [min–max]):`);
+    out.push("");
+    out.push(
+      table(
+        ["Step", "Median", "Min", "Max"],
+        Object.entries(m.steps ?? {}).map(([k, v]) => [k, f(v.median), f(v.min), f(v.max)]),
+      ),
+    );
+    out.push("");
+  }
+  return out;
+}
 
 export function renderMarkdown(r: BenchResults, chartFile: string): string {
-  const by = (kind: string, variant = SHIPPED): Measurement[] =>
-    r.measurements.filter((m) => m.kind === kind && m.variant === variant);
-  const one = (kind: string, variant = SHIPPED, n?: number): Measurement | undefined =>
-    by(kind, variant).find((m) => n === undefined || m.n === n);
   const out: string[] = [];
   out.push(`# touchdeploy benchmark (${r.mode})`);
   out.push("");
   out.push(
-    `Measured ${r.date.slice(0, 10)} on ${r.machine.description} (\`npm run bench${r.mode === "smoke" ? " -- --smoke" : ""}\`, ${Math.round(r.durationSeconds / 60)} min). ` +
+    `Measured ${r.date.slice(0, 10)} on ${r.machine.description} (\`npm run bench${r.mode === "smoke" ? " -- --smoke" : ""}\`, ${Math.round(r.durationSeconds / 60)} min; ` +
+      `load average ${String(r.machine.loadAverageBefore ?? "?")} before, ${String(r.machine.loadAverageAfter ?? "?")} after). ` +
       "Times are from the start of a deploy to the new commit being served (HTTP 200 with " +
       "`X-Revision` = the commit); median, min and max over the runs. **shipped** = the deploy " +
-      "contract in `runtime/` and `host/` as they are; **previous** = the contract before " +
-      "fs-reload + wake (touch-reload, no wake module).",
+      "contract in `runtime/` and `host/` as they are; the other designs are committed under " +
+      "`bench/variants/` (see the last table).",
   );
   out.push("");
-  out.push(`![time to new code served and failed requests](${chartFile})`);
-  out.push("");
-  out.push("## Summary");
-  out.push("");
-  const main = [
-    ...by("code-deploy"),
-    ...by("container-deploy"),
-    ...by("ratio-container-over-code"),
-    ...by("code-deploy-under-load"),
-    ...by("container-deploy-under-load"),
-    ...by("ratio-container-over-code-under-load"),
-    ...by("load-baseline"),
-    ...by("scale-parallel"),
-    ...by("scale-rolling"),
-  ];
   out.push(
-    table(
-      ["Measurement", "N", "Runs", "Median", "Min", "Max", "Requests", "Failed"],
-      main.map((m) => [m.label, m.n, m.runs, ...value(m), m.requests ?? "–", m.failed ?? "–"]),
-    ),
+    `![request latency around a deploy, time to new code served, failed requests](${chartFile})`,
   );
   out.push("");
-
-  // ---------------------------------------------------------------- before / after
-  const ba: (string | number)[][] = [];
-  const range = (m: Measurement | undefined): string =>
-    m ? `${f(m.median)} s (${f(m.min)}–${f(m.max)})` : "–";
-  const ratio = (m: Measurement | undefined): string =>
-    m ? `${f(m.median, 1)}× (${f(m.min, 1)}–${f(m.max, 1)})` : "–";
-  const idlePrev = one("reload-experiment", PREVIOUS);
-  const idleShip = one("reload-experiment", SHIPPED);
-  if (idlePrev || idleShip) {
-    ba.push([
-      "1 host, idle (reload experiments, interleaved)",
-      range(idlePrev),
-      range(idleShip),
-      ratio(one("ratio-previous-over-shipped", PREVIOUS)),
-    ]);
-  }
-  const loadPrev = one("code-deploy-under-load", PREVIOUS);
-  const loadShip = one("code-deploy-under-load", SHIPPED);
-  if (loadPrev || loadShip) {
-    ba.push([
-      `1 host, under load (${String((r.settings.load as { connections?: number } | undefined)?.connections ?? "")} clients)`,
-      range(loadPrev),
-      range(loadShip),
-      ratio(one("ratio-previous-over-shipped-under-load", PREVIOUS)),
-    ]);
-    const l = (m: Measurement | undefined, k: "p99" | "max"): string =>
-      m?.load ? `${m.load.latencyMs[k]} ms` : "–";
-    ba.push([
-      "  request latency p99 during the deploys",
-      l(loadPrev, "p99"),
-      l(loadShip, "p99"),
-      "",
-    ]);
-    ba.push(["  request latency max", l(loadPrev, "max"), l(loadShip, "max"), ""]);
-    ba.push([
-      "  failed requests",
-      loadPrev ? `${loadPrev.failed} of ${loadPrev.requests}` : "–",
-      loadShip ? `${loadShip.failed} of ${loadShip.requests}` : "–",
-      "",
-    ]);
-  }
-  const parPrev = by("scale-parallel", PREVIOUS)[0];
-  if (parPrev) {
-    const parShip = one("scale-parallel", SHIPPED, parPrev.n);
-    ba.push([
-      `${parPrev.n} hosts in parallel (one machine)`,
-      range(parPrev),
-      range(parShip),
-      ratio(one("ratio-previous-over-shipped-parallel", PREVIOUS, parPrev.n)),
-    ]);
-    ba.push([
-      "  CPU busy, CPU-s per deploy",
-      `${pct(parPrev.cpu?.busy)}, ${f(parPrev.cpuPerDeploy?.total)}`,
-      parShip ? `${pct(parShip.cpu?.busy)}, ${f(parShip.cpuPerDeploy?.total)}` : "–",
-      "",
-    ]);
-  }
-  if (ba.length) {
-    out.push("## Before / after: the previous contract vs the shipped one");
-    out.push("");
-    out.push(
-      "The same commits, deployed in turn to a host with each contract (previous: " +
-        "`touch-reload`, no wake module; shipped: `fs-reload` + wake). Ratio = previous / " +
-        "shipped, pair by pair: median (min–max).",
-    );
-    out.push("");
-    out.push(table(["", "Previous contract", "Shipped contract", "Previous / shipped"], ba));
-    out.push("");
-  }
-
   out.push("## Targets");
   out.push("");
   out.push(
@@ -147,70 +254,22 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     ),
   );
   out.push("");
-  out.push("## Under load");
-  out.push("");
-  const loads = r.measurements.filter((m) => m.load);
-  const s = r.settings.load as { connections: number; ratePerSecond: number } | undefined;
-  if (s) {
-    out.push(
-      `${s.connections} concurrent clients on 127.0.0.1, ${s.ratePerSecond > 0 ? `${s.ratePerSecond} requests/s in total` : "unpaced"}, ` +
-        "one request per connection; each window starts 1 s before the deploy and ends 1 s " +
-        "after it. Failed = non-2xx + connection errors + timeouts. Latency is pooled over all " +
-        "runs' requests.",
-    );
+  out.push(...contractsSection(r));
+  out.push(...imagesSection(r));
+  const by = (kind: string, variant = SHIPPED): Measurement[] =>
+    r.measurements.filter((m) => m.kind === kind && m.variant === variant);
+  const one = (kind: string, variant = SHIPPED, n?: number): Measurement | undefined =>
+    by(kind, variant).find((m) => n === undefined || (m.n === n && !m.app));
+  const code = one("code-deploy");
+  if (code?.steps) {
+    out.push("## Where a code deploy's time goes");
     out.push("");
-  }
-  out.push(
-    table(
-      [
-        "Window",
-        "Runs",
-        "Window s (median)",
-        "Requests",
-        "2xx",
-        "Non-2xx",
-        "Errors",
-        "Timeouts",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "Wrong body",
-        "CPU busy",
-        "Load gen cores",
-      ],
-      loads.map((m) => {
-        const l = m.load;
-        if (!l) return [];
-        return [
-          m.label,
-          m.runs,
-          f(l.windowSeconds.median, 1),
-          l.requests,
-          l.ok,
-          l.non2xx,
-          l.errors,
-          l.timeouts,
-          l.latencyMs.p50,
-          l.latencyMs.p99,
-          l.latencyMs.max,
-          l.bodyMismatches,
-          pct(l.machineBusy),
-          f(l.loadGeneratorCores, 2),
-        ];
-      }),
-    ),
-  );
-  out.push("");
-  out.push("## Where the time goes");
-  out.push("");
-  for (const m of [one("code-deploy"), one("container-deploy")]) {
-    if (!m?.steps) continue;
-    out.push(`${m.label} (seconds, median [min–max]):`);
+    out.push(`${code.label} (seconds, median [min–max]):`);
     out.push("");
     out.push(
       table(
         ["Step", "Median", "Min", "Max"],
-        Object.entries(m.steps).map(([k, v]) => [k, f(v.median), f(v.min), f(v.max)]),
+        Object.entries(code.steps).map(([k, v]) => [k, f(v.median), f(v.min), f(v.max)]),
       ),
     );
     out.push("");
@@ -221,9 +280,9 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     out.push("");
     out.push(
       "One host per contract variant (the shipped contract is the runtime image itself; the " +
-        "others are images built FROM it with another `/etc/touchdeploy/uwsgi.ini`, derived " +
-        "from `runtime/uwsgi.ini` by text edits) and host script variants run against the " +
-        "shipped host; the same code deploy to each in turn, round-robin. Phases come from " +
+        "others are complete runtimes committed under `bench/variants/`) and host script " +
+        "variants run against the shipped host; the same code deploy to each in turn, " +
+        "round-robin, with hello-wsgi. Phases come from " +
         "uWSGI's log timestamps (Docker's) and the trigger's ctime; CPU = the machine's CPU " +
         "seconds from the start to the end of the deploy, of which the runtime container's " +
         "(cgroup) and the rest (mostly the host script and its children).",
@@ -360,6 +419,18 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
       );
       out.push("");
     }
+  }
+  const used = Object.entries(r.variants);
+  if (used.length) {
+    out.push("## The designs and variants");
+    out.push("");
+    out.push(
+      table(
+        ["Variant", "What it is"],
+        used.map(([k, v]) => [k, v]),
+      ),
+    );
+    out.push("");
   }
   out.push("## Machine and settings");
   out.push("");

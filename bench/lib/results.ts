@@ -1,5 +1,6 @@
 /** The benchmark's results: what latest.json holds (one object per measurement). */
 import type { Summary } from "./stats";
+import type { Timeline } from "./timeline";
 
 export interface LoadStats {
   /** Requests sent during the windows of this measurement (all runs). */
@@ -13,6 +14,8 @@ export interface LoadStats {
   latencyMs: { p50: number; p99: number; max: number };
   /** Answers whose body came from other code than their X-Revision says (should be 0). */
   bodyMismatches: number;
+  /** What failed requests looked like (a few distinct ones). */
+  errorSamples?: string[];
   /** Seconds of load per run (the window: 1 s before the deploy, the deploy, 1 s after). */
   windowSeconds: Summary;
   /** Share of both cores busy during the windows (median over runs). */
@@ -36,6 +39,8 @@ export interface Measurement {
    * (runtime/ and host/ as they are), "previous" the contract before fs-reload + wake.
    */
   variant: string;
+  /** The app deployed, when not hello-wsgi (lib/apps.ts id, e.g. slow-2s). */
+  app?: string;
   /** Hosts deployed to. */
   n: number;
   batchSize?: number;
@@ -65,6 +70,35 @@ export interface Measurement {
   profilePerDeploy?: Record<string, number>;
   /** Graceful reloads uWSGI performed per deploy (every value must be 1). */
   reloadsPerDeploy?: number[];
+  /** The contracts part (kind contract-deploy, contract-rollback): what users saw. */
+  contract?: ContractView;
+}
+
+/** One design's deploys under load in the contracts part (bench/parts/contracts.ts). */
+export interface ContractView {
+  /** The app (lib/apps.ts id) and its import time by construction. */
+  app: string;
+  importSeconds?: number;
+  /** Deploy start -> the first answer of the new code ended (s). */
+  firstNew?: Summary;
+  /** Deploy start -> the last answer of the old code ended (s): old code served until then. */
+  lastOld?: Summary;
+  /** Answers of old code to requests sent after new code had answered (all runs). */
+  oldAfterNew: number;
+  /** Windows of the same length on the same host, right after, without a deploy. */
+  baseline?: LoadStats;
+  /**
+   * CPU seconds of the runtime container per deploy beyond serving the load: its CPU in the
+   * deploy window minus its CPU in the baseline window (includes the app's own import CPU,
+   * ~0 for the slow app, which sleeps).
+   */
+  runtimeCpuPerDeploy?: Summary;
+  /** CPU seconds of the host script and its children per deploy (the same for every design). */
+  scriptCpuPerDeploy?: Summary;
+  /** Exit codes of the host script (rollback: 6 = rolled back, as expected). */
+  exitCodes?: number[];
+  /** Request latency over time around the deploys, pooled over runs. */
+  timeline?: Timeline;
 }
 
 export interface Target {
@@ -75,8 +109,11 @@ export interface Target {
 }
 
 export interface BenchResults {
-  /** 2: "shipped"/"previous" variants (schema 1 had "stock" and a proposed variant). */
-  schema: 2;
+  /**
+   * 3: + the contracts part (ContractView) and more image paths; 2: "shipped"/"previous"
+   * variants (schema 1 had "stock" and a proposed variant).
+   */
+  schema: 3;
   /** ISO date-time the run started (UTC). */
   date: string;
   mode: "full" | "smoke";
