@@ -1394,6 +1394,8 @@ trim() {
 READY_MS=500
 SETTLE_NS=500000000
 FAILFAST_NS=3000000000
+# Seconds between two health probes while waiting for a revision (bench/ measures other values).
+HEALTH_POLL=0.1
 RUNNING=1
 PROMPT=1
 UP_SINCE=0
@@ -1490,7 +1492,7 @@ wait_served() {
             WHY="not served with HTTP 200 within ${HEALTH_WAITED}s (last seen: HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}"))"
             return 1
         fi
-        sleep 0.1
+        sleep "$HEALTH_POLL"
     done
 }
 

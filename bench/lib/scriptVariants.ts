@@ -5,19 +5,26 @@
  */
 import { hostScriptText } from "../../test/e2e/support/hostScript";
 
-/** The host script with its health check polling every `seconds` instead of every 0.2 s. */
-export function scriptWithPoll(seconds: string): string {
-  const text = hostScriptText();
-  // The one `sleep 0.2` is wait_served's poll (possibly with a redirection after it).
-  const re = /^( +)sleep 0\.2( .*)?$/gm;
-  const found = text.match(re) ?? [];
+const POLL_LINE = /^HEALTH_POLL=([0-9.]+)$/gm;
+
+/** The seconds the shipped host script waits between two health probes (its HEALTH_POLL). */
+export function shippedPoll(): string {
+  return pollLine(hostScriptText())[1];
+}
+
+function pollLine(text: string): RegExpMatchArray {
+  const found = [...text.matchAll(POLL_LINE)];
   if (found.length !== 1) {
     throw new Error(
-      `host/touchdeploy.sh has ${found.length} \`sleep 0.2\` lines, expected 1 (the poll)`,
+      `host/touchdeploy.sh has ${found.length} \`HEALTH_POLL=SECONDS\` lines, expected 1 (the poll)`,
     );
   }
-  return text.replace(
-    re,
-    (_line, indent: string, rest: string | undefined) => `${indent}sleep ${seconds}${rest ?? ""}`,
-  );
+  return found[0];
+}
+
+/** The host script with its health check polling every `seconds` instead of HEALTH_POLL. */
+export function scriptWithPoll(seconds: string): string {
+  const text = hostScriptText();
+  pollLine(text);
+  return text.replace(POLL_LINE, `HEALTH_POLL=${seconds}`);
 }

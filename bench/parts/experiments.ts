@@ -27,7 +27,7 @@ import {
 } from "../lib/context";
 import { design, FS_NO_WAKE, PREVIOUS, SHIPPED, TOUCH_WAKE } from "../lib/designs";
 import { log, secs } from "../lib/log";
-import { scriptWithPoll } from "../lib/scriptVariants";
+import { scriptWithPoll, shippedPoll } from "../lib/scriptVariants";
 
 /** Host script variants, run against the shipped contract. */
 export const POLL = "shipped + health poll 0.05 s";
@@ -42,7 +42,7 @@ export async function runExperiments(ctx: Context): Promise<void> {
     ctx.variants[id] = design(id).description;
   }
   ctx.variants[POLL] =
-    "the shipped contract; the host script's health check polls every 0.05 s, not 0.2 s";
+    `the shipped contract; the host script's health check polls every 0.05 s, not ${shippedPoll()} s`;
   const hosts = new Map<string, CodeHost>();
   const removeHosts = onCleanup("experiment hosts", async () => {
     for (const h of hosts.values()) await h.container.remove().catch(() => undefined);
