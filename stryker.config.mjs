@@ -6,8 +6,29 @@ export default {
   mutate: ["components/**/*.ts"],
   testRunner: "tap",
   tap: {
-    // The unit suite only: e2e and automation tests need Docker or the Pulumi CLI.
-    testFiles: ["test/unit/*.test.ts"],
+    // The unit suite only (e2e and automation tests need Docker or the Pulumi CLI). A mutant
+    // reruns the files that reach it in this order until one fails: cheap and focused files
+    // first (no @pulumi/pulumi import, a second or less), the whole program and the host
+    // script's corpus (5 s each) last; any new file after them.
+    testFiles: [
+      ...[
+        "hostSpec",
+        "rollout",
+        "fingerprint",
+        "contract",
+        "hostScriptCommand",
+        "fetchKey",
+        "destroy",
+        "containerArgs",
+        "runtimeImage",
+        "stackFiles",
+        "config",
+        "source",
+        "program",
+        "hostRules",
+      ].map((name) => `test/unit/${name}.test.ts`),
+      "test/unit/*.test.ts",
+    ],
     // Each test file runs as `node --import tsx FILE` with the TAP reporter; the hook records
     // which mutants a file reaches, so a mutant only reruns the files that reach it.
     nodeArgs: ["--import", "tsx", "--test-reporter=tap", "-r", "{{hookFile}}", "{{testFile}}"],
