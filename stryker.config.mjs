@@ -9,10 +9,13 @@ export default {
     // The unit suite only (e2e and automation tests need Docker or the Pulumi CLI). A mutant
     // reruns the files that reach it in this order until one fails: cheap and focused files
     // first (no @pulumi/pulumi import, a second or less), the whole program and the host
-    // script's corpus (5 s each) last; any new file after them.
+    // script's corpus (5 s each) last, and componentErrors (which waits for an error a mutant
+    // may remove) near them; any new file after them.
     testFiles: [
       ...[
+        "hostSpecRules",
         "hostSpec",
+        "contractRules",
         "rollout",
         "fingerprint",
         "contract",
@@ -22,9 +25,12 @@ export default {
         "containerArgs",
         "runtimeImage",
         "stackFiles",
+        "configRules",
         "config",
         "source",
+        "components",
         "program",
+        "componentErrors",
         "hostRules",
       ].map((name) => `test/unit/${name}.test.ts`),
       "test/unit/*.test.ts",
