@@ -200,6 +200,40 @@ describe("HostDeployment over ssh", () => {
   });
 });
 
+describe("HostDeployment over ssh to an IPv6 address", () => {
+  it("GIVEN 2001:db8::1 port 2222 THEN commands dial the bare address; URLs and known_hosts bracket it", async () => {
+    const dir = path.join(scratch, "ssh-v6");
+    const run = await declare(
+      () =>
+        new HostDeployment(
+          "web1",
+          sshHost({
+            host: {
+              ...sshHost().host,
+              target: { kind: "ssh", user: "deploy", address: "2001:db8::1", port: 2222 },
+            },
+            operatorSshDir: dir,
+          }),
+        ),
+    );
+    // pulumi-command joins host and port itself (provider/pkg/provider/remote/connection.go
+    // `net.JoinHostPort` at v1.2.1): a bracketed host would become [[...]]:2222.
+    const connection = plain<{ connection: { host: string } }>(
+      run.get(REMOTE_CMD, "web1-setup").inputs,
+    ).connection;
+    assert.equal(connection.host, "2001:db8::1");
+    assert.equal(
+      plain<{ host: string }>(run.get("pulumi:providers:docker", "web1-docker").inputs).host,
+      "ssh://deploy@[2001:db8::1]:2222",
+    );
+    assert.equal(
+      fs.readFileSync(path.join(dir, "known_hosts"), "utf8"),
+      `[2001:db8::1]:2222 ssh-ed25519 ${KEY}\n`,
+    );
+    assert.equal(run.registered.web1.url, "http://[2001:db8::1]:8000/");
+  });
+});
+
 describe("HostDeployment: the release reads the fingerprint the container declares", () => {
   const release = (run: ProgramRun) =>
     String(plain<{ create: string }>(run.get(REMOTE_CMD, "web1-release").inputs).create);

@@ -208,19 +208,25 @@ describe("parseHostEntry: values kept as given, normalized", () => {
       },
     );
   });
-  it("GIVEN a root with trailing slashes, in either form THEN without them; `/` stays `/`'s problem", () => {
+  it("GIVEN a root with trailing slashes, in either form THEN without them", () => {
     const value = { name: "web1", target: { kind: "local" }, root: "/srv/app" };
     assert.deepEqual(parseHostEntry({ name: "web1", root: "/srv/app//" }), { ok: true, value });
     assert.deepEqual(parseHostEntry("web1 local root=/srv/app///"), { ok: true, value });
   });
-  it("GIVEN an IPv6 address in brackets THEN it is accepted with its port", () => {
-    const parsed = parseHostEntry("web1 ssh://deploy@[2001:db8::1]:2222");
-    assert.equal(parsed.ok, true);
-    assert.deepEqual(parsed.ok && parsed.value.target, {
+  it("GIVEN an IPv6 address in brackets THEN the address without them (as SSH and known_hosts want it), and the port", () => {
+    assert.deepEqual(parseHostEntry("web1 ssh://deploy@[2001:db8::1]:2222"), {
+      ok: true,
+      value: {
+        name: "web1",
+        target: { kind: "ssh", user: "deploy", address: "2001:db8::1", port: 2222 },
+      },
+    });
+    const structured = parseHostEntry({ name: "web1", ssh: "deploy@[::1]", hostKey: ED25519 });
+    assert.deepEqual(structured.ok && structured.value.target, {
       kind: "ssh",
       user: "deploy",
-      address: "[2001:db8::1]",
-      port: 2222,
+      address: "::1",
+      port: 22,
     });
   });
 });
