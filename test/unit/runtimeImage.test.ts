@@ -113,6 +113,20 @@ describe("runtimeContextHash: where the build context sits", () => {
     assert.equal(await runtimeContextHash(context), expected);
   });
 
+  it("GIVEN a tracked file deleted from the work tree THEN it is not counted (nor read)", async () => {
+    const context = path.join(scratch, "deploy", "runtime");
+    const dockerfile = path.join(context, "Dockerfile");
+    fs.rmSync(dockerfile);
+    try {
+      assert.equal(
+        await runtimeContextHash(context),
+        sha256sum(`uwsgi.ini\n${sha256sum("[uwsgi]\n")}\n`),
+      );
+    } finally {
+      fs.writeFileSync(dockerfile, "FROM scratch\n");
+    }
+  });
+
   it("GIVEN the repository's root as the context THEN every tracked file", async () => {
     assert.equal(await runtimeContextHash(scratch), shellHash(scratch));
   });
@@ -126,12 +140,13 @@ describe("runtimeContextHash outside a git work tree: every file but dot-files",
       fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
       fs.writeFileSync(path.join(dir, name), content);
     };
-    // Several names, so the directory's own order is unlikely to be sorted.
     for (const name of ["zeta", "mid", "alpha"]) write(name, `${name}\n`);
     write("uwsgi.ini", "a\r\nb\r\n");
     write("bin.dat", Buffer.from([0x00, 0x0d, 0x0a, 0x41]));
     write("latin.txt", Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0d, 0x0a]));
     write("sub/z.txt", "z\n");
+    // Listed after sub/ by the directory, before sub/z.txt by path ("-" sorts before "/").
+    write("sub-file", "s\n");
     write(".hidden", "dot-file\n");
     write(".cache/x", "inside a dot-directory\n");
     fs.symlinkSync("alpha", path.join(dir, "link"));
@@ -145,6 +160,7 @@ describe("runtimeContextHash outside a git work tree: every file but dot-files",
       ["bin.dat", Buffer.from([0x00, 0x0d, 0x0a, 0x41])],
       ["latin.txt", Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a])],
       ["mid", "mid\n"],
+      ["sub-file", "s\n"],
       ["sub/z.txt", "z\n"],
       ["uwsgi.ini", "a\nb\n"],
       ["zeta", "zeta\n"],
