@@ -2,7 +2,7 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "bin/**", "bench/results/**"] },
+  { ignores: ["node_modules/**", "bin/**", "bench/results/**", ".stryker-tmp/**"] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     files: ["**/*.ts"],

@@ -49,7 +49,10 @@ export type RuntimeImageSource =
       buildArgs: pulumi.Input<Record<string, pulumi.Input<string>>>;
     };
 
-/** Where a host's commands run and its Docker daemon lives; address and user may be Outputs. */
+/**
+ * Where a host's commands run and its Docker daemon lives; address and user may be Outputs. An
+ * IPv6 address is given without brackets (the commands join it with the port themselves).
+ */
 export type HostTargetInput =
   | { kind: "local" }
   | { kind: "ssh"; user: pulumi.Input<string>; address: pulumi.Input<string>; port: number };
@@ -124,6 +127,11 @@ interface CommandSpec {
   logging?: "stdoutAndStderr" | "none";
 }
 
+/** An address as the host part of a URL: an IPv6 address in brackets. */
+function urlHost(address: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.output(address).apply((a) => (a.includes(":") ? `[${a}]` : a));
+}
+
 /** The URL where a host serves the app, as seen from outside. */
 export function publicUrl(
   target: HostTargetInput,
@@ -137,7 +145,7 @@ export function publicUrl(
         : bindAddress
       : target.kind === "local"
         ? "localhost"
-        : target.address;
+        : urlHost(target.address);
   return pulumi.interpolate`http://${address}:${port}/`;
 }
 
@@ -381,7 +389,7 @@ export class HostDeployment extends pulumi.ComponentResource {
         return dockerSshOpts(files);
       });
     return {
-      host: pulumi.interpolate`ssh://${target.user}@${target.address}:${target.port}`,
+      host: pulumi.interpolate`ssh://${target.user}@${urlHost(target.address)}:${target.port}`,
       // The paths are not secret; the key never leaves its file.
       sshOpts: pulumi.unsecret(sshOpts),
     };

@@ -16,7 +16,7 @@
  */
 import { rootProblem } from "./contract";
 
-/** Where a host's commands run and its Docker daemon lives. */
+/** Where a host's commands run and its Docker daemon lives (an IPv6 address without brackets). */
 export type HostTarget =
   { kind: "local" } | { kind: "ssh"; user: string; address: string; port: number };
 
@@ -111,7 +111,11 @@ function parseTarget(target: string): HostTarget | undefined {
   if (target === "local") return { kind: "local" };
   const m = SSH_TARGET_PATTERN.exec(target);
   const port = m ? parsePort(m[3] ?? "22") : undefined;
-  return m && port !== undefined ? { kind: "ssh", user: m[1], address: m[2], port } : undefined;
+  // An IPv6 address is written in brackets and kept without them, as the SSH connections and
+  // known_hosts take it (hostDeployment.ts puts them back in URLs).
+  return m && port !== undefined
+    ? { kind: "ssh", user: m[1], address: m[2].replace(/^\[(.*)\]$/, "$1"), port }
+    : undefined;
 }
 
 /**

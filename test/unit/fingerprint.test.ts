@@ -3,7 +3,11 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { dependencyFingerprint, dependencyText } from "../../components/fingerprint";
+import {
+  dependencyFingerprint,
+  dependencyText,
+  encodeDependencyFile,
+} from "../../components/fingerprint";
 
 const sha256sum = (input: Buffer | string) =>
   execFileSync("sha256sum", { input }).toString().split(" ")[0];
@@ -53,5 +57,17 @@ describe("dependencyText (build arguments only; the fingerprint never uses it)",
     assert.equal(dependencyText(Buffer.from("café\n", "utf8")), "café\n");
     assert.equal(dependencyText(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a])), "café\n");
     assert.equal(dependencyText(null), "");
+  });
+});
+
+describe("encodeDependencyFile and dependencyText at their edges", () => {
+  it("GIVEN an absent file THEN null, not the encoding of nothing", () => {
+    assert.deepEqual(encodeDependencyFile({ path: "Aptfile", content: null }), {
+      path: "Aptfile",
+      base64: null,
+    });
+  });
+  it("GIVEN text that is not ASCII THEN the same text (never re-read as bytes)", () => {
+    assert.equal(dependencyText("café\n"), "café\n");
   });
 });

@@ -13,7 +13,7 @@ import {
   EncodedDependencyFile,
 } from "../../components/fingerprint";
 import { HOST_SCRIPT_PATH } from "../../components/hostScript";
-import { githubFilesAt, localFilesAt } from "../../components/source";
+import { githubFilesAt, localBranchHead, localFilesAt } from "../../components/source";
 
 const sha256sum = (input: Buffer | string) =>
   execFileSync("sha256sum", { input }).toString().split(" ")[0];
@@ -214,5 +214,110 @@ describe("githubFilesAt: one REST request per file, raw bytes", () => {
     await assert.rejects(githubFilesAt(api(f), repo, SHA, ["requirements.txt"], false), {
       message: `requirements.txt at ${SHA} in acme/shop is a directory, not a file`,
     });
+  });
+});
+
+describe("githubFilesAt: what it sends and what each answer means", () => {
+  const repo = { owner: "acme", repository: "shop" };
+  const api = (f: ReturnType<typeof fakeFetch>, token?: string) => ({
+    baseUrl: "https://api.github.test",
+    token,
+    fetch: f.fetch,
+  });
+  const FILE = `/repos/acme/shop/contents/requirements.txt?ref=${SHA}`;
+  const COMMIT = `/repos/acme/shop/commits/${SHA}`;
+
+  it("GIVEN a token or none THEN GitHub's versioned API headers, the token only as a bearer", async () => {
+    const f = fakeFetch({ [FILE]: { status: 200, body: "flask\n" } });
+    await githubFilesAt(api(f, "t0ken"), repo, SHA, ["requirements.txt"], false);
+    await githubFilesAt(api(f), repo, SHA, ["requirements.txt"], false);
+    const raw = {
+      Accept: "application/vnd.github.raw",
+      "X-GitHub-Api-Version": "2022-11-28",
+      "User-Agent": "touchdeploy",
+    };
+    assert.deepEqual(
+      f.requests.map((r) => r.headers),
+      [{ ...raw, Authorization: "Bearer t0ken" }, raw],
+    );
+  });
+
+  it("GIVEN 401 or 429 THEN the rate-limit-or-token hint; GIVEN 500 THEN none, and at most 200 characters of the body", async () => {
+    const hint = ' (rate limit or token: set github:token, see README "GitHub access")';
+    for (const status of [401, 429]) {
+      const f = fakeFetch({ [FILE]: { status, body: "no" } });
+      await assert.rejects(githubFilesAt(api(f), repo, SHA, ["requirements.txt"], false), {
+        message: `GitHub answered ${status} for requirements.txt at ${SHA} of acme/shop${hint}: no`,
+      });
+    }
+    const body = "x".repeat(150) + "y".repeat(150);
+    const f = fakeFetch({ [FILE]: { status: 500, body } });
+    await assert.rejects(githubFilesAt(api(f), repo, SHA, ["requirements.txt"], false), {
+      message: `GitHub answered 500 for requirements.txt at ${SHA} of acme/shop: ${"x".repeat(150)}${"y".repeat(50)}`,
+    });
+  });
+
+  it("GIVEN a pinned commit: 404 with a token, 422, or 500 THEN not in the repository (no private-repo hint with a token), or GitHub's answer", async () => {
+    const notThere = `touchdeploy:commit ${SHA} is not in acme/shop on GitHub`;
+    await assert.rejects(
+      githubFilesAt(api(fakeFetch({}), "t0ken"), repo, SHA, ["requirements.txt"], true),
+      { message: notThere },
+    );
+    const unprocessable = fakeFetch({ [COMMIT]: { status: 422, body: "No commit found" } });
+    await assert.rejects(
+      githubFilesAt(api(unprocessable, "t0ken"), repo, SHA, ["requirements.txt"], true),
+      { message: notThere },
+    );
+    const broken = fakeFetch({ [COMMIT]: { status: 500, body: "oops" } });
+    await assert.rejects(githubFilesAt(api(broken), repo, SHA, ["requirements.txt"], true), {
+      message: `GitHub answered 500 for commit ${SHA} of acme/shop: oops`,
+    });
+    assert.deepEqual(
+      broken.requests.map((r) => r.url),
+      [`https://api.github.test${COMMIT}`],
+      "no file is read after a failed commit check",
+    );
+  });
+});
+
+describe("local repositories that cannot be read", () => {
+  let scratch: string;
+  before(() => {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), "td-local-"));
+  });
+  after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+  const git = (dir: string, ...args: string[]) =>
+    execFileSync("git", ["-C", dir, "-c", "user.name=t", "-c", "user.email=t@t", ...args])
+      .toString()
+      .trim();
+
+  it("GIVEN a directory that is no repository THEN it says so, naming the path", async () => {
+    const plain = fs.mkdtempSync(path.join(scratch, "plain-"));
+    await assert.rejects(localBranchHead(plain, "main"), {
+      message: `touchdeploy:repoPath ${JSON.stringify(plain)} is not a git repository`,
+    });
+  });
+
+  it("GIVEN a repository without any branch THEN the branches are `none`", async () => {
+    const empty = path.join(scratch, "empty");
+    git(scratch, "init", "-q", "-b", "main", empty);
+    await assert.rejects(localBranchHead(empty, "main"), {
+      message: `touchdeploy:branch "main" does not exist in ${empty} (branches: none): Could not find refs/heads/main.`,
+    });
+  });
+
+  it("GIVEN a directory where a dependency file is configured THEN it fails (never read as an absent file)", async () => {
+    const dir = path.join(scratch, "tree");
+    git(scratch, "init", "-q", "-b", "main", dir);
+    fs.mkdirSync(path.join(dir, "app", "requirements.txt"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "app", "requirements.txt", "inner"), "x\n");
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "a directory named like a file");
+    await assert.rejects(
+      localFilesAt(dir, git(dir, "rev-parse", "HEAD"), ["app/requirements.txt"]),
+      {
+        code: "ObjectTypeError",
+      },
+    );
   });
 });
