@@ -8,6 +8,13 @@
 
 /** Where the app root is mounted in the container (the image's `TOUCHDEPLOY_ROOT`). */
 export const CONTAINER_APP_ROOT = "/srv/app";
+/**
+ * Where the state directories are mounted in the container, read-write: `<root>/state/<name>` on
+ * the host is `/srv/state/<name>` in the container (COORD.md, issue 11).
+ */
+export const CONTAINER_STATE_ROOT = "/srv/state";
+/** The directory of the state directories in an app root (kept by `destroy`). */
+export const STATE_DIR = "state";
 /** The port uWSGI listens on in the container (the image's `TOUCHDEPLOY_PORT`). */
 export const CONTAINER_PORT = 8000;
 /** The container's user and group id (runtime/Dockerfile): release files must be readable by it. */
@@ -73,7 +80,23 @@ export const EXIT = {
   rolledBack: 6,
   urgent: 7,
   lockTimeout: 8,
+  /** The release command failed: nothing was switched, the old release (and env) serves. */
+  releaseCommand: 9,
 } as const;
+
+/** Where the release command runs: once per rollout on its first host, or on every host. */
+export const RELEASE_COMMAND_ON = ["first-host", "every-host"] as const;
+export type ReleaseCommandOn = (typeof RELEASE_COMMAND_ON)[number];
+
+/** Seconds between TERM and KILL when the app's processes restart (`--process-stop-timeout`). */
+export const DEFAULT_PROCESS_STOP_TIMEOUT = 10;
+
+/**
+ * The release payload (`release --payload stdin`, COORD.md issue 11): after the script text,
+ * NUL-terminated fields in records of three: `env KEY VALUE`, `secret KEY VALUE`,
+ * `process NAME COMMAND`.
+ */
+export const PAYLOAD_RECORDS = { env: "env", secret: "secret", process: "process" } as const;
 
 /**
  * The host script's subcommand for each phase. The phases are named setup → fetch → release
@@ -116,6 +139,16 @@ export const RULES = {
   maxPositiveInt: 999_999,
   /** `--container-fingerprint`. */
   fingerprint: /^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$/,
+  /** A payload `env`/`secret` KEY: an environment variable name... */
+  envName: /^[A-Za-z_][A-Za-z0-9_]*$/,
+  /** ...not starting with this (the runtime's own variables). */
+  reservedEnvPrefix: "TOUCHDEPLOY_",
+  /** A payload `process` NAME... */
+  processName: /^[a-z][a-z0-9-]{0,30}$/,
+  /** ...none of these (the container's own programs). */
+  reservedProcessNames: ["uwsgi"] as readonly string[],
+  /** A `--state-dirs` name (`<root>/state/<name>`). */
+  stateDirName: /^[a-z][a-z0-9_-]{0,30}$/,
 } as const;
 
 /** The first reason `root` is refused as an app root (`validate_root`), or undefined. */

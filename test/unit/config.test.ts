@@ -46,6 +46,12 @@ describe("parseConfig defaults", () => {
         health: { path: "/healthz", timeoutSeconds: 60 },
         keepReleases: 5,
         dependencyFiles: ["requirements.txt", "Aptfile"],
+        releaseCommand: undefined,
+        env: {},
+        secretEnvNames: [],
+        stateDirs: [],
+        processes: [],
+        processStopTimeoutSeconds: 10,
       },
       rollout: { strategy: "parallel" },
     });
@@ -301,7 +307,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "typo in a key",
       { repoPath: ".", host: "[]" },
       [
-        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts)",
+        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, env, secretEnv, stateDirs, processes, processStopTimeout)",
       ],
     ],
     [

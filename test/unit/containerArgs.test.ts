@@ -14,6 +14,7 @@ const spec = {
     appDir: "app",
     reloadFile: ".reload",
     health: { path: "/healthz", timeoutSeconds: 60 },
+    stateDirs: [] as string[],
   },
   image: "sha256:abc",
   fingerprint: "f".repeat(64),
@@ -84,5 +85,31 @@ describe("containerArgs", () => {
       release: { ...spec.release, health: { path: "/healthz", timeoutSeconds: 5 } },
     });
     assert.deepEqual(b, a);
+  });
+
+  it("GIVEN state dirs THEN each <root>/state/<name> is mounted read-write at /srv/state/<name>, the app root stays read-only (issue 11)", () => {
+    const args = containerArgs({
+      ...spec,
+      host: { ...spec.host, root: "/srv/touchdeploy/shop/" },
+      release: { ...spec.release, stateDirs: ["data", "static", "media"] },
+    });
+    assert.deepEqual(args.volumes, [
+      { hostPath: "/srv/touchdeploy/shop/", containerPath: "/srv/app", readOnly: true },
+      {
+        hostPath: "/srv/touchdeploy/shop/state/data",
+        containerPath: "/srv/state/data",
+        readOnly: false,
+      },
+      {
+        hostPath: "/srv/touchdeploy/shop/state/static",
+        containerPath: "/srv/state/static",
+        readOnly: false,
+      },
+      {
+        hostPath: "/srv/touchdeploy/shop/state/media",
+        containerPath: "/srv/state/media",
+        readOnly: false,
+      },
+    ]);
   });
 });
