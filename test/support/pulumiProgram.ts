@@ -157,7 +157,7 @@ export function plain<T = unknown>(value: unknown): T {
 /** Stack config as a user would write it in Pulumi.<stack>.yaml (short keys for our namespace). */
 export type StackConfig = Record<
   string,
-  string | number | boolean | (string | Record<string, unknown>)[]
+  string | number | boolean | (string | Record<string, unknown>)[] | Record<string, unknown>
 >;
 
 export interface RunProgramOptions {

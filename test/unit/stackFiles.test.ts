@@ -177,6 +177,32 @@ describe("Pulumi.yaml", () => {
     );
   });
 
+  it("declares env and processes without a type and leaves secretEnv undeclared: the Django stack's values pass the CLI (issue 11)", () => {
+    const config = project().config;
+    assert.equal(config["touchdeploy:env"].type, undefined);
+    assert.deepEqual(config["touchdeploy:env"].default, {});
+    assert.equal(config["touchdeploy:processes"].type, undefined);
+    assert.equal(config["touchdeploy:secretEnv"], undefined);
+    assert.deepEqual(config["touchdeploy:stateDirs"], {
+      type: "array",
+      items: { type: "string" },
+      default: [],
+      description: CONFIG_KEYS.stateDirs.description,
+    });
+    // As `pulumi config set --path` writes them: booleans and integers typed, a secret as
+    // {secure: ...} inside the object (undeclared keys are not validated, config.go).
+    const django = {
+      "touchdeploy:env": { DJANGO_DEBUG: false, WEB_CONCURRENCY: 2, DJANGO_LOG_LEVEL: "INFO" },
+      "touchdeploy:secretEnv": { DJANGO_SECRET_KEY: { secure: "v1:abc" } },
+      "touchdeploy:stateDirs": ["data", "static", "media"],
+      "touchdeploy:processes": ["worker python3 manage.py worker", { name: "b", command: "c" }],
+      "touchdeploy:processStopTimeout": 10,
+      "touchdeploy:releaseCommand": "python3 manage.py migrate --noinput",
+      "touchdeploy:releaseCommandOn": "first-host",
+    };
+    assert.deepEqual(cliProblems(project(), django), []);
+  });
+
   it("declares hosts without a type, so both its object and its string form pass the CLI", () => {
     const hosts = project().config["touchdeploy:hosts"];
     assert.equal(hosts.type, undefined);
