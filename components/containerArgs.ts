@@ -36,6 +36,8 @@ export interface ContainerSpec {
   image: pulumi.Input<string>;
   /** The dependency fingerprint the image is built for, or `unmanaged`. */
   fingerprint: pulumi.Input<string>;
+  /** `UID:GID` the container runs as (what the host's `setup` makes the app's files readable by). */
+  user: pulumi.Input<string>;
 }
 
 /** The container's environment: the runtime image's contract variables, sorted. */
@@ -101,6 +103,7 @@ export function containerArgs(spec: ContainerSpec): docker.ContainerArgs {
   return {
     name: `${spec.appName}-${spec.hostName}`,
     image: spec.image,
+    user: spec.user,
     envs,
     volumes: containerVolumes(host.root, release.stateDirs),
     ports: [

@@ -24,7 +24,9 @@ import {
   destroyOptions,
   encodePayload,
   fetchOptions,
+  containerUserCommand,
   installFetchKeyCommand,
+  parseContainerUser,
   payloadRecords,
   phaseCommand,
   releaseOptions,
@@ -137,7 +139,7 @@ export interface HostDeploymentArgs {
 interface CommandSpec {
   create: pulumi.Input<string>;
   delete?: pulumi.Input<string>;
-  stdin: pulumi.Input<string>;
+  stdin?: pulumi.Input<string>;
   triggers?: pulumi.Input<unknown>[];
   /** `none` for commands that may see secrets. */
   logging?: "stdoutAndStderr" | "none";
@@ -165,6 +167,8 @@ export class HostDeployment extends pulumi.ComponentResource {
   readonly dockerProvider: docker.Provider;
   /** Creates the app root (idempotent); its delete destroys what touchdeploy made there. */
   readonly setup: pulumi.CustomResource;
+  /** Reports the container's user (the deploy user's uid:gid, 10001:10001 for root). */
+  readonly user: command.local.Command | command.remote.Command;
   /** The runtime image on this host's daemon. */
   readonly image: docker.RemoteImage;
   /** Installs the fetch key from stdin, when there is one (updated when the key rotates). */
@@ -219,7 +223,7 @@ export class HostDeployment extends pulumi.ComponentResource {
       spec: CommandSpec,
       dependsOn: pulumi.Input<pulumi.Resource>[],
       extra: pulumi.CustomResourceOptions = {},
-    ): pulumi.CustomResource => {
+    ): command.local.Command | command.remote.Command => {
       const resourceOpts: pulumi.CustomResourceOptions = { parent: this, dependsOn, ...extra };
       if (target.kind === "local") {
         return new command.local.Command(
@@ -272,6 +276,20 @@ export class HostDeployment extends pulumi.ComponentResource {
       [],
       { aliases: [{ name: `${name}-app-root` }] },
     );
+
+    // The container runs as the user setup makes the app's files readable by (COORD.md): the
+    // deploy user's uid:gid, or 10001:10001 for root. A ForceNew input: set once per host.
+    this.user = runOnHost("user", { create: containerUserCommand() }, []);
+    const containerUser = this.user.stdout.apply((stdout) => {
+      const user = parseContainerUser(stdout ?? "");
+      if (user === undefined) {
+        throw new pulumi.ResourceError(
+          `host ${JSON.stringify(name)}: the user command printed ${JSON.stringify(stdout)}, not "touchdeploy: user UID:GID"`,
+          this,
+        );
+      }
+      return user;
+    });
 
     this.image =
       args.image.kind === "pull"
@@ -344,6 +362,7 @@ export class HostDeployment extends pulumi.ComponentResource {
         // The image id, not its name: the state holds the id (pulumi-docker#325).
         image: this.image.imageId,
         fingerprint: args.fingerprint,
+        user: containerUser,
       }),
       {
         parent: this,

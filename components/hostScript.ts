@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { quote } from "shell-quote";
 import type { ReleaseConfig } from "./config";
-import { PAYLOAD_RECORDS, Phase, SUBCOMMANDS } from "./contract";
+import { CONTAINER_UID, PAYLOAD_RECORDS, Phase, SUBCOMMANDS } from "./contract";
 
 /** Path of the host script in this repository. */
 export const HOST_SCRIPT_PATH = path.join(__dirname, "..", "host", "touchdeploy.sh");
@@ -181,6 +181,34 @@ export function releaseStdin(script: string, payload: string): string {
     );
   }
   return script + payload;
+}
+
+/**
+ * The command that reports the container's user, as `setup` reports it (a line `touchdeploy:
+ * user UID:GID`) and by setup's rule (host/touchdeploy.sh `container_user_default`): the deploy
+ * user's uid:gid, so that the container can read what the deploy user writes (env, secrets,
+ * state dirs), or 10001:10001 when the deploy user is root. A command of its own, not setup's
+ * output: setup's stdin is the script, so every new version of the script makes setup an update,
+ * and pulumi-go-provider v1.3.0 marks every output of an updated resource unknown in preview
+ * (infer/resource.go `markComputed`: an output depends on every input by default,
+ * `ensureDefaultComputed`). The container's user would then be unknown in every preview after
+ * an upgrade, and the container (user is ForceNew) shown as replaced. This command's inputs
+ * never change, so its output stays known.
+ */
+export function containerUserCommand(): string {
+  return [
+    "set -eu",
+    "u=$(id -u)",
+    "g=$(id -g)",
+    `if [ "$u" = 0 ]; then u=${CONTAINER_UID} g=${CONTAINER_UID}; fi`,
+    `printf 'touchdeploy: user %s:%s\\n' "$u" "$g"`,
+  ].join("; ");
+}
+
+/** The UID:GID of the last `touchdeploy: user UID:GID` line of a command's output, if any. */
+export function parseContainerUser(stdout: string): string | undefined {
+  const lines = [...stdout.matchAll(/^touchdeploy: user (\d+:\d+)$/gm)];
+  return lines.length > 0 ? lines[lines.length - 1][1] : undefined;
 }
 
 /** Where the fetch key and the git server's host keys live under an app root (mode 0700). */

@@ -18,6 +18,7 @@ const spec = {
   },
   image: "sha256:abc",
   fingerprint: "f".repeat(64),
+  user: "1500:1500",
 };
 
 describe("containerArgs", () => {
@@ -38,6 +39,7 @@ describe("containerArgs", () => {
     assert.deepEqual(containerArgs(spec), {
       name: "shop-web1",
       image: "sha256:abc",
+      user: "1500:1500",
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=app",
         `TOUCHDEPLOY_FINGERPRINT=${"f".repeat(64)}`,

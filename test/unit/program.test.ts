@@ -167,6 +167,7 @@ describe("the dev stack (one local host)", () => {
         "touchdeploy:index:HostDeployment local",
         "pulumi:providers:docker local-docker",
         `${LOCAL_CMD} local-setup`,
+        `${LOCAL_CMD} local-user`,
         `${IMAGE} local-image`,
         `${LOCAL_CMD} local-fetch`,
         `${CONTAINER} local-container`,
@@ -174,7 +175,7 @@ describe("the dev stack (one local host)", () => {
       ].sort(),
     );
     const host = run.get("touchdeploy:index:HostDeployment", "local");
-    for (const child of ["local-setup", "local-fetch", "local-release"]) {
+    for (const child of ["local-setup", "local-user", "local-fetch", "local-release"]) {
       assert.equal(run.get(LOCAL_CMD, child).parentUrn, host.urn);
     }
   });
@@ -200,6 +201,8 @@ describe("the dev stack (one local host)", () => {
     assert.deepEqual(container, {
       name: "hello-wsgi-local",
       image: mockImageId(imageName),
+      // What the mocks' local-user command printed (MOCK_CONTAINER_USER_LINE: root deploys).
+      user: "10001:10001",
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=examples/hello-wsgi",
         `TOUCHDEPLOY_FINGERPRINT=${expectedFingerprint(repo.c1)}`,
@@ -737,7 +740,7 @@ describe("preview", () => {
     }
     try {
       const run = await runProgram({ config: devConfig(), preview: true });
-      assert.equal(run.ofType(LOCAL_CMD).length, 3);
+      assert.equal(run.ofType(LOCAL_CMD).length, 4);
       assert.equal(run.outputs.commit, repo.c2);
     } finally {
       for (const [fn, original] of originals) {
