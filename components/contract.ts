@@ -139,10 +139,29 @@ export const RULES = {
   maxPositiveInt: 999_999,
   /** `--container-fingerprint`. */
   fingerprint: /^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$/,
-  /** A payload `env`/`secret` KEY: an environment variable name... */
-  envName: /^[A-Za-z_][A-Za-z0-9_]*$/,
-  /** ...not starting with this (the runtime's own variables). */
-  reservedEnvPrefix: "TOUCHDEPLOY_",
+  /** A payload `env`/`secret` KEY: an environment variable name of at most 255 characters... */
+  envName: /^[A-Za-z_][A-Za-z0-9_]{0,254}$/,
+  /**
+   * ...not starting with one of these: the runtime's own variables, and those uWSGI reads as
+   * its options (`UWSGI_PROCESSES=8` would override the app's uwsgi.ini).
+   */
+  reservedEnvPrefixes: ["TOUCHDEPLOY_", "UWSGI_"] as readonly string[],
+  /**
+   * Bytes of one argument or environment variable (`NAME=value`) execve(2) passes
+   * (MAX_ARG_STRLEN, 32 pages, less the NUL): `--release-command`, a process's command, a
+   * variable.
+   */
+  maxArg: 131_071,
+  /**
+   * Bytes of `releaseCommand`: it is one word of the release's command line, which reaches the
+   * shell as one argument (`/bin/sh -c LINE` locally, the SSH exec request remotely), so the
+   * whole line, the command quoted (at most twice as long), must stay under {@link maxArg}.
+   */
+  maxReleaseCommand: 32_768,
+  /** Bytes all env and secret variables may take together (`NAME=value` and a NUL each, +1). */
+  maxEnvTotal: 1_048_576,
+  /** Records in a payload. */
+  maxPayloadRecords: 1000,
   /** A payload `process` NAME... */
   processName: /^[a-z][a-z0-9-]{0,30}$/,
   /** ...none of these (the container's own programs). */

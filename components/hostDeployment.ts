@@ -18,7 +18,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ReleaseConfig } from "./config";
 import { containerArgs } from "./containerArgs";
-import { envNameProblem, envValueText } from "./config/schema";
+import { envNameProblem, envSizeProblem, envValueText } from "./config/schema";
 import { RULES, UNMANAGED_FINGERPRINT } from "./contract";
 import {
   destroyOptions,
@@ -463,6 +463,8 @@ function plainPayloadProblem(release: ReleaseConfig): string | undefined {
     if (why) return `release.env: ${JSON.stringify(key)} ${why}`;
     const text = envValueText(value);
     if ("problem" in text) return `release.env.${key}: ${JSON.stringify(value)} ${text.problem}`;
+    const tooLong = envSizeProblem(key, value);
+    if (tooLong) return `release.env.${key}: the value ${tooLong}`;
   }
   const names = new Set<string>();
   for (const p of release.processes) {
@@ -491,6 +493,8 @@ function secretEnvProblem(
     if ("problem" in text || text.text !== value) {
       return `secretEnv.${key}: the value (not shown: it is a secret) must be a string without NUL characters`;
     }
+    const tooLong = envSizeProblem(key, value);
+    if (tooLong) return `secretEnv.${key}: the value (not shown: it is a secret) ${tooLong}`;
   }
   return undefined;
 }

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { quote } from "shell-quote";
 import type { ReleaseConfig } from "./config";
-import { CONTAINER_UID, PAYLOAD_RECORDS, Phase, SUBCOMMANDS } from "./contract";
+import { CONTAINER_UID, PAYLOAD_RECORDS, Phase, RULES, SUBCOMMANDS } from "./contract";
 
 /** Path of the host script in this repository. */
 export const HOST_SCRIPT_PATH = path.join(__dirname, "..", "host", "touchdeploy.sh");
@@ -45,9 +45,21 @@ export function hostScriptCommand(
   return bashStdinCommand(words);
 }
 
-/** The command line of one phase (setup, fetch, release, destroy, ...). */
+/**
+ * The command line of one phase (setup, fetch, release, destroy, ...). It reaches the host's
+ * shell as one argument (pulumi-command 1.2.1 runs `/bin/sh -c LINE` locally,
+ * local/commandOutputs.go `run`; remotely the SSH exec request, which sshd hands to the user's
+ * shell as `-c LINE`), so it must fit one argument of execve(2).
+ */
 export function phaseCommand(phase: Phase, options: HostScriptOptions): string {
-  return hostScriptCommand(SUBCOMMANDS[phase], options);
+  const line = hostScriptCommand(SUBCOMMANDS[phase], options);
+  const bytes = Buffer.byteLength(line, "utf8");
+  if (bytes > RULES.maxArg) {
+    throw new Error(
+      `the ${phase} command line is ${bytes} bytes, at most ${RULES.maxArg} (one argument of execve(2))`,
+    );
+  }
+  return line;
 }
 
 /** `setup`: creates the app root's layout (idempotent), the state directories included. */

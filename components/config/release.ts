@@ -1,6 +1,6 @@
 /** The release section: what a release does on each host, and how releases roll across hosts. */
-import { relativePathProblem, ReleaseCommandOn, reloadFileProblem } from "../contract";
-import type { ProcessSpec } from "./schema";
+import { relativePathProblem, ReleaseCommandOn, reloadFileProblem, RULES } from "../contract";
+import { ProcessSpec, utf8Bytes } from "./schema";
 import { SectionInput, show } from "./section";
 
 /** What each host's release does (passed through whole, from the config to the host script). */
@@ -59,7 +59,8 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
   if (new Set(v.dependencyFiles).size !== v.dependencyFiles.length) {
     problem("dependencyFiles", `lists a file twice: ${show(v.dependencyFiles)}`);
   }
-  for (const name of v.secretEnv) {
+  const secretNames = Object.keys(v.secretEnv);
+  for (const name of secretNames) {
     if (name in v.env) {
       problem(
         `secretEnv.${name}`,
@@ -70,10 +71,30 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
   // `pulumi config set --path` without --secret stores the value in plaintext in
   // Pulumi.<stack>.yaml; the CLI marks a key secret when any value in it is encrypted
   // (pulumi v3.248.0 sdk/go/common/resource/config/object.go `Secure`, map.go `SecureKeys`).
-  if (v.secretEnv.length > 0 && !encrypted("secretEnv")) {
+  if (secretNames.length > 0 && !encrypted("secretEnv")) {
     problem(
       "secretEnv",
-      `holds no encrypted value (${v.secretEnv.join(", ")} in plaintext in the stack file): set each with \`pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' VALUE\`, or move them to touchdeploy:env`,
+      `holds no encrypted value (${secretNames.join(", ")} in plaintext in the stack file): set each with \`pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' VALUE\`, or move them to touchdeploy:env`,
+    );
+  }
+  // The host's limits on the whole payload (every process of the app gets the env from
+  // execve(2)): `NAME=value` and a NUL per variable.
+  const envBytes =
+    Object.entries(v.env).reduce(
+      (sum, [k, value]) => sum + utf8Bytes(k) + utf8Bytes(value) + 2,
+      0,
+    ) + Object.entries(v.secretEnv).reduce((sum, [k, bytes]) => sum + utf8Bytes(k) + bytes + 2, 0);
+  if (envBytes > RULES.maxEnvTotal) {
+    problem(
+      "env",
+      `with touchdeploy:secretEnv takes ${envBytes} bytes, at most ${RULES.maxEnvTotal} (every process of the app gets them)`,
+    );
+  }
+  const records = Object.keys(v.env).length + secretNames.length + v.processes.length;
+  if (records > RULES.maxPayloadRecords) {
+    problem(
+      "env",
+      `with touchdeploy:secretEnv and touchdeploy:processes makes ${records} records, at most ${RULES.maxPayloadRecords}`,
     );
   }
   return {
@@ -86,7 +107,7 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
       ? { command: v.releaseCommand, on: v.releaseCommandOn as ReleaseCommandOn }
       : undefined,
     env: v.env,
-    secretEnvNames: v.secretEnv,
+    secretEnvNames: secretNames,
     stateDirs: v.stateDirs,
     processes: v.processes,
     processStopTimeoutSeconds: v.processStopTimeout,

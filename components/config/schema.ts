@@ -146,12 +146,25 @@ export function envValueText(value: unknown): { text: string } | { problem: stri
 /** The first reason an environment variable name is refused (the payload's KEY rule), or undefined. */
 export function envNameProblem(name: string): string | undefined {
   if (!RULES.envName.test(name)) {
-    return "is not an environment variable name (letters, digits and _, not starting with a digit)";
+    return "is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)";
   }
-  if (name.startsWith(RULES.reservedEnvPrefix)) {
-    return `starts with ${RULES.reservedEnvPrefix}: those names are touchdeploy's own`;
+  const prefix = RULES.reservedEnvPrefixes.find((p) => name.startsWith(p));
+  if (prefix === "UWSGI_") {
+    return "starts with UWSGI_: uWSGI reads those as its own options (set them in the app's uwsgi.ini)";
   }
+  if (prefix) return `starts with ${prefix}: those names are touchdeploy's own`;
   return undefined;
+}
+
+/** Bytes of a string as UTF-8 (what the host counts, at most). */
+export const utf8Bytes = (text: string) => Buffer.byteLength(text, "utf8");
+
+/** The first reason one `NAME=value` is too long for execve(2), or undefined. */
+export function envSizeProblem(name: string, value: string): string | undefined {
+  const bytes = utf8Bytes(name) + 1 + utf8Bytes(value);
+  return bytes > RULES.maxArg
+    ? `makes NAME=value ${bytes} bytes: the kernel passes at most ${RULES.maxArg} per variable`
+    : undefined;
 }
 
 /** JSON text parsed (stack config gives objects and lists as JSON text); anything else as is. */
@@ -172,16 +185,19 @@ function jsonObject(raw: unknown): Record<string, unknown> | undefined {
     : undefined;
 }
 
+/** A secret environment as parsing sees it: each name and its value's size in bytes. */
+export type SecretSizes = Record<string, number>;
+
 /**
  * The app's environment, `{NAME: value}`: names checked by {@link envNameProblem}, values by
- * {@link envValueText}; the output is sorted by name. A `secret` environment's messages show
- * names but never values, and its output is only the names (the values stay in the secret
- * Output `loadConfig` reads).
+ * {@link envValueText} and {@link envSizeProblem}; the output is sorted by name. A `secret`
+ * environment's messages show names but never values, and its output is only the names and
+ * sizes (the values stay in the secret Output `loadConfig` reads).
  */
 function environment<Secret extends boolean>(secret: Secret) {
   return z
     .unknown()
-    .transform((raw, ctx): Secret extends true ? string[] : Record<string, string> => {
+    .transform((raw, ctx): Secret extends true ? SecretSizes : Record<string, string> => {
       const object = jsonObject(raw);
       if (!object) {
         const got = secret ? kindOf(parsedJson(raw)) : show(raw);
@@ -196,16 +212,25 @@ function environment<Secret extends boolean>(secret: Secret) {
         const why = envNameProblem(name);
         if (why) ctx.addIssue({ code: "custom", path: [name], message: `${show(name)} ${why}` });
         const value = envValueText(object[name]);
+        const shown = secret ? "the value (not shown: it is a secret)" : show(object[name]);
         if ("problem" in value) {
-          const shown = secret ? "the value (not shown: it is a secret)" : show(object[name]);
           ctx.addIssue({ code: "custom", path: [name], message: `${shown} ${value.problem}` });
         } else if (!why) {
-          out[name] = value.text;
+          const tooLong = envSizeProblem(name, value.text);
+          if (tooLong) {
+            ctx.addIssue({
+              code: "custom",
+              path: [name],
+              message: `${secret ? "the value (not shown: it is a secret)" : "the value"} ${tooLong}`,
+            });
+          } else {
+            out[name] = value.text;
+          }
         }
       }
-      return (secret ? Object.keys(out) : out) as Secret extends true
-        ? string[]
-        : Record<string, string>;
+      return (
+        secret ? Object.fromEntries(Object.entries(out).map(([k, v]) => [k, utf8Bytes(v)])) : out
+      ) as Secret extends true ? SecretSizes : Record<string, string>;
     });
 }
 
@@ -253,6 +278,12 @@ const processEntry = z.unknown().transform((raw, ctx): ProcessSpec => {
   if (spec.command === "") return problem("the command is empty", commandField);
   if (RULES.control.test(spec.command)) {
     return problem(`the command ${show(spec.command)} contains control characters`, commandField);
+  }
+  if (utf8Bytes(spec.command) > RULES.maxArg) {
+    return problem(
+      `the command is ${utf8Bytes(spec.command)} bytes, at most ${RULES.maxArg} (one argument of execve(2)): put a script in the repository and run that`,
+      commandField,
+    );
   }
   return spec;
 });
@@ -496,7 +527,9 @@ export const CONFIG_KEYS = {
     schema: text((v) =>
       RULES.control.test(v)
         ? `${show(v)} contains control characters (one line: join commands with &&)`
-        : undefined,
+        : utf8Bytes(v) > RULES.maxReleaseCommand
+          ? `is ${utf8Bytes(v)} bytes, at most ${RULES.maxReleaseCommand} (the release's command line reaches the shell as one argument): put a script in the repository and run that`
+          : undefined,
     ),
     default: "",
     declare: "string",

@@ -134,13 +134,25 @@ describe("the app's keys: every error names the exact key path", () => {
       ],
     ],
     [
-      "env names: a digit first, a dash, a space, a reserved prefix",
-      { env: json({ "1X": "a", "A-B": "b", "A B": "c", TOUCHDEPLOY_ROOT: "/x" }) },
+      "env names: a digit first, a dash, a space, reserved prefixes, 256 characters",
+      {
+        env: json({
+          "1X": "a",
+          "A-B": "b",
+          "A B": "c",
+          TOUCHDEPLOY_ROOT: "/x",
+          UWSGI_PROCESSES: "8",
+          ["N".repeat(256)]: "x",
+          ["N".repeat(255)]: "fits",
+        }),
+      },
       [
-        'touchdeploy:env["1X"]: "1X" is not an environment variable name (letters, digits and _, not starting with a digit)',
-        'touchdeploy:env["A B"]: "A B" is not an environment variable name (letters, digits and _, not starting with a digit)',
-        'touchdeploy:env["A-B"]: "A-B" is not an environment variable name (letters, digits and _, not starting with a digit)',
+        'touchdeploy:env["1X"]: "1X" is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)',
+        'touchdeploy:env["A B"]: "A B" is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)',
+        'touchdeploy:env["A-B"]: "A-B" is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)',
+        `touchdeploy:env.${"N".repeat(256)}: "${"N".repeat(256)}" is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)`,
         'touchdeploy:env.TOUCHDEPLOY_ROOT: "TOUCHDEPLOY_ROOT" starts with TOUCHDEPLOY_: those names are touchdeploy\'s own',
+        'touchdeploy:env.UWSGI_PROCESSES: "UWSGI_PROCESSES" starts with UWSGI_: uWSGI reads those as its own options (set them in the app\'s uwsgi.ini)',
       ],
     ],
     [
@@ -162,6 +174,46 @@ describe("the app's keys: every error names the exact key path", () => {
         "touchdeploy:env.D: 1.5 is a number whose text the program cannot know exactly: quote it in the stack file, or set it with `pulumi config set --type string --path ...`",
         "touchdeploy:env.E: 12345678901234567000 is a number whose text the program cannot know exactly: quote it in the stack file, or set it with `pulumi config set --type string --path ...`",
         'touchdeploy:env.F: "a\\u0000b" contains a NUL character',
+      ],
+    ],
+    [
+      "one variable over execve(2)'s limit (NAME=value 131072 bytes; é is 2 bytes)",
+      { env: json({ BIG: "é".repeat(65534), FITS: "x".repeat(131071 - 5) }) },
+      [
+        "touchdeploy:env.BIG: the value makes NAME=value 131072 bytes: the kernel passes at most 131071 per variable",
+      ],
+    ],
+    [
+      "env and secrets over 1 MiB together (8 × (2 + 120000 + 2) + (1 + 100000 + 2) bytes)",
+      {
+        env: json(
+          Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`E${i}`, "x".repeat(120000)])),
+        ),
+        secretEnv: json({ S: "y".repeat(100000) }),
+      },
+      [
+        "touchdeploy:env: with touchdeploy:secretEnv takes 1060035 bytes, at most 1048576 (every process of the app gets them)",
+      ],
+    ],
+    [
+      "more than 1000 records",
+      {
+        env: json(Object.fromEntries(Array.from({ length: 999 }, (_, i) => [`E${i}`, "x"]))),
+        processes: json(["a run", "b run"]),
+      },
+      [
+        "touchdeploy:env: with touchdeploy:secretEnv and touchdeploy:processes makes 1001 records, at most 1000",
+      ],
+    ],
+    [
+      "a release command over 32 KiB, a process command over execve(2)'s limit",
+      {
+        releaseCommand: `echo ${"x".repeat(32764)}`,
+        processes: json([{ name: "w", command: `run ${"x".repeat(131068)}` }]),
+      },
+      [
+        "touchdeploy:releaseCommand: is 32769 bytes, at most 32768 (the release's command line reaches the shell as one argument): put a script in the repository and run that",
+        "touchdeploy:processes[0].command: the command is 131072 bytes, at most 131071 (one argument of execve(2)): put a script in the repository and run that",
       ],
     ],
     [
@@ -258,14 +310,16 @@ describe("secretEnv: checked like env, its values never shown", () => {
         D: 1.5,
         "BAD NAME": SECRET,
         TOUCHDEPLOY_X: SECRET,
+        E: SECRET.repeat(10000),
       }),
     });
     assert.deepEqual(problems, [
       "touchdeploy:secretEnv.A: the value (not shown: it is a secret) must be a string, got an object",
       "touchdeploy:secretEnv.B: the value (not shown: it is a secret) must be a string, got a list",
-      'touchdeploy:secretEnv["BAD NAME"]: "BAD NAME" is not an environment variable name (letters, digits and _, not starting with a digit)',
+      'touchdeploy:secretEnv["BAD NAME"]: "BAD NAME" is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)',
       "touchdeploy:secretEnv.C: the value (not shown: it is a secret) contains a NUL character",
       "touchdeploy:secretEnv.D: the value (not shown: it is a secret) is a number whose text the program cannot know exactly: quote it in the stack file, or set it with `pulumi config set --type string --path ...`",
+      "touchdeploy:secretEnv.E: the value (not shown: it is a secret) makes NAME=value 200002 bytes: the kernel passes at most 131071 per variable",
       'touchdeploy:secretEnv.TOUCHDEPLOY_X: "TOUCHDEPLOY_X" starts with TOUCHDEPLOY_: those names are touchdeploy\'s own',
     ]);
     assert.ok(problems.every((p) => !p.includes("hunter2")));

@@ -127,7 +127,12 @@ describe("the host script holds the contract's values", () => {
       for (const rule of [RULES.envName, RULES.processName, RULES.stateDirName]) {
         assert.ok(script.includes(rule.source), rule.source);
       }
-      assert.ok(script.includes(RULES.reservedEnvPrefix));
+      for (const prefix of RULES.reservedEnvPrefixes) {
+        assert.ok(script.includes(`[[ $key != ${prefix}* ]]`), prefix);
+      }
+      assert.match(script, new RegExp(`\\bMAX_ARG=${RULES.maxArg}\\b`));
+      assert.match(script, new RegExp(`\\bMAX_ENV_TOTAL=${RULES.maxEnvTotal}\\b`));
+      assert.match(script, new RegExp(`\\bMAX_PAYLOAD_RECORDS=${RULES.maxPayloadRecords}\\b`));
     },
   );
 
