@@ -362,3 +362,71 @@ describe("every value the program accepts, the host script's check accepts", () 
     }
   });
 });
+
+/**
+ * The release's stdin is the script, then the payload (releaseStdin). bash -s reads the script
+ * line by line: if main ever returned instead of exiting, bash would go on reading the payload
+ * as more script — and a value such as `x; touch FILE` would run. Whatever path main takes
+ * (success, bad options, nothing live, help), the payload must never run.
+ */
+describe("the payload after the script is never run as script", () => {
+  const marker = path.join(os.tmpdir(), `td-payload-ran-${process.pid}`);
+  const payload = encodePayload([
+    ["env", "A", `x\ntouch ${marker}\n`],
+    ["secret", "B", `$(touch ${marker})`],
+    ["process", "w", `run; touch ${marker}`],
+  ]);
+  const root = "/nonexistent/td-root";
+  const cases: [string, string[]][] = [
+    [
+      "check release, valid",
+      [
+        "check",
+        "release",
+        "--root",
+        root,
+        "--commit",
+        SHA,
+        "--container",
+        "c",
+        "--payload",
+        "stdin",
+      ],
+    ],
+    ["check release, a bad option", ["check", "release", "--root", "rel", "--commit", SHA]],
+    [
+      "release, nothing fetched",
+      ["release", "--root", root, "--commit", SHA, "--container", "c", "--payload", "stdin"],
+    ],
+    ["status, nothing live", ["status", "--root", root]],
+    ["--help", ["--help"]],
+    ["an unknown subcommand", ["frobnicate"]],
+  ];
+  for (const [what, args] of cases) {
+    it(`GIVEN ${what} THEN the payload does not run`, () => {
+      fs.rmSync(marker, { force: true });
+      const script = fs.readFileSync(HOST_SCRIPT_PATH, "utf8");
+      // As pulumi-command runs the release locally: /bin/sh -c LINE, the stdin given.
+      const r = spawnSync("/bin/sh", ["-c", `bash -s -- ${args.map((a) => `'${a}'`).join(" ")}`], {
+        input: script + payload,
+        encoding: "utf8",
+      });
+      assert.notEqual(r.status, null, r.stderr);
+      assert.equal(fs.existsSync(marker), false, `the payload ran (exit ${r.status}): ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /command not found/);
+    });
+  }
+
+  it("GIVEN a stand-in script whose main returns THEN the payload runs: the check above can fail", () => {
+    fs.rmSync(marker, { force: true });
+    spawnSync("/bin/sh", ["-c", "bash -s -- x"], {
+      input: 'main() { :; }\nmain "$@"\n' + payload,
+      encoding: "utf8",
+    });
+    try {
+      assert.equal(fs.existsSync(marker), true);
+    } finally {
+      fs.rmSync(marker, { force: true });
+    }
+  });
+});
