@@ -116,7 +116,7 @@ describe("the app's env and secrets (--payload stdin)", hostGate(), () => {
     assert.doesNotMatch(r.stdout + r.stderr, /s3cr3t/);
   });
 
-  it("stores each version 0700 with files 0600, owned by the container's user", async () => {
+  it("stores each version 0700 with files 0600, owned by the container's user", () => {
     const state = fx.state();
     assert.ok(state.config, "a config is live");
     const [uid, gid] = fx.container().user.split(":").map(Number);
