@@ -34,6 +34,10 @@ import sys
 import time
 import xmlrpc.client
 
+# Nothing written next to the code (runtime/ is the image's build context; /etc/touchdeploy is
+# read-only for the container's user).
+sys.dont_write_bytecode = True
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import touchdeploy_env  # noqa: E402
 

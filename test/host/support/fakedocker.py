@@ -36,6 +36,10 @@ import subprocess
 import sys
 import time
 
+# Nothing written next to the code (runtime/ is the image's build context; /etc/touchdeploy is
+# read-only for the container's user).
+sys.dont_write_bytecode = True
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = os.path.normpath(os.path.join(HERE, "..", "..", "..", "runtime"))
 TOOL = os.path.join(RUNTIME, "touchdeploy_tool.py")

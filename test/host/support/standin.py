@@ -38,6 +38,10 @@ import sys
 import threading
 import time
 
+# Nothing written next to the code (runtime/ is the image's build context; /etc/touchdeploy is
+# read-only for the container's user).
+sys.dont_write_bytecode = True
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "runtime"))
 import touchdeploy_env  # noqa: E402  the image's own reader of the config
 
