@@ -2196,7 +2196,10 @@ step_check() {
         plan_config
     fi
     if [[ -z $CONTAINER ]] && { has_processes "$NEW_CONFIG" || has_processes "$OLD_CONFIG"; }; then
-        die "$E_USAGE" "the app has processes ($(process_names "$NEW_CONFIG") $(process_names "$OLD_CONFIG")): give --container NAME, they restart with each release; nothing was switched"
+        local names=() all
+        read -r -a names <<<"$(process_names "$OLD_CONFIG") $(process_names "$NEW_CONFIG")"
+        all=$(printf '%s\n' "${names[@]}" | LC_ALL=C sort -u)
+        die "$E_USAGE" "the app has processes (${all//$'\n'/ }): give --container NAME, they restart with each release; nothing was switched"
     fi
     first_probe
     if ((GUARD)); then

@@ -148,7 +148,7 @@ def stop_group(pgid, timeout):
     except ProcessLookupError:
         pass
     wait_group(pgid, 5)
-    return f"killed (SIGKILL) after {timeout}s"
+    return f"killed (SIGKILL) after {timeout:g}s"
 
 
 def cmd_stop(args):

@@ -477,7 +477,10 @@ describe("the app's env and secrets (--payload stdin)", hostGate(), () => {
           "-c",
           `import sys, json, os; sys.path.insert(0, ${JSON.stringify(RUNTIME)}); import touchdeploy_env; touchdeploy_env.apply(); print(json.dumps(dict(os.environ)))`,
         ],
-        { env: { ...environ, TOUCHDEPLOY_ROOT: root }, encoding: "utf8" },
+        {
+          env: { ...environ, TOUCHDEPLOY_ROOT: root, PYTHONDONTWRITEBYTECODE: "1" },
+          encoding: "utf8",
+        },
       );
       assert.equal(r.status, 0, r.stderr);
       return JSON.parse(r.stdout) as NodeJS.ProcessEnv;
@@ -501,7 +504,10 @@ describe("the app's env and secrets (--payload stdin)", hostGate(), () => {
         "-c",
         `import sys, json, os; sys.path.insert(0, ${JSON.stringify(RUNTIME)}); import touchdeploy_env; touchdeploy_env.apply(); print(json.dumps(dict(os.environ)))`,
       ],
-      { env: { ...second, TOUCHDEPLOY_ROOT: root }, encoding: "utf8" },
+      {
+        env: { ...second, TOUCHDEPLOY_ROOT: root, PYTHONDONTWRITEBYTECODE: "1" },
+        encoding: "utf8",
+      },
     );
     const third = JSON.parse(r.stdout) as NodeJS.ProcessEnv;
     assert.deepEqual(
