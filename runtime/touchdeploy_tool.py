@@ -91,7 +91,13 @@ def cmd_run(args):
     if not args.command:
         fail("touchdeploy-run: no command")
     touchdeploy_env.apply(args.config or LIVE)
-    os.setsid()
+    # Its own process group, to be signalled as one (docker exec may already make it a group
+    # leader, and then setsid is refused).
+    try:
+        os.setsid()
+    except PermissionError:
+        if os.getpgid(0) != os.getpid():
+            os.setpgid(0, 0)
     if args.pidfile:
         write_pidfile(args.pidfile, os.getpid())
     try:
