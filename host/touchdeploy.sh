@@ -91,7 +91,7 @@ STEPS=(
     'reload  | publishing | touch the trigger once (or wait for a starting server)                 | touch again after switching back'
     'health  | publishing | wait until the commit and its env are served with 200                  | as switch'
     'restart | publishing | restart the processes on the new release and env, check each stays up; then remove the journal | as switch, then restart them on the old ones'
-    'prune   | finishing  | remove old releases and their cache refs; problems are warnings        | - (the release stands)'
+    'prune   | finishing  | remove old releases and their cache refs, and env versions no link points to; problems are warnings | - (the release stands)'
     'destroy | finishing  | remove what touchdeploy made under --root, keeping shared/ and state/  | -'
 )
 
@@ -108,7 +108,7 @@ EXIT_CODES=(
     '2   | bad input (an option or value), or the release lacks <subdir>/uwsgi.ini; nothing changed; fix the option or the commit'
     '3   | nothing is live, or nothing to roll back to; deploy a commit first'
     '4   | the fetch failed, the commit is not in the repository, or the release is not fetched; nothing live changed; push the commit, check the URL, the network and the key, or run fetch'
-    '5   | the commit'"'"'s dependency fingerprint differs from the container'"'"'s, or cannot be known; nothing live changed; run a container deploy (pulumi up)'
+    '5   | the commit'"'"'s dependency fingerprint differs from the container'"'"'s, or cannot be known, or the container runs as a user that cannot read the app'"'"'s env and state; nothing live changed; run a container deploy (pulumi up)'
     '6   | the release failed its health check, or failed or was interrupted after the switch; switched back: the previous release serves again; fix and deploy again'
     '7   | URGENT: nothing healthy serves (switching back did not become healthy, or there was nothing to switch back to); check the container now, then rollback --to SHA'
     '8   | another run held the lock on --root longer than --lock-timeout; nothing changed; wait for it, or check the pid in <root>/.lock.holder'
@@ -364,7 +364,7 @@ usage() {
         row "$r"
         printf '  %-4s %s\n' "${ROW[0]}" "${ROW[1]}"
     done
-    printf '\nEnvironment: TOUCHDEPLOY_TRACE=1 traces every command on stderr (set -x; never credentials).\n'
+    printf '\nEnvironment: TOUCHDEPLOY_TRACE=1 traces every command on stderr (set -x; never credentials or secrets).\n'
 }
 
 # ---------------------------------------------------------------------------------------------
