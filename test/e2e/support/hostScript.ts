@@ -42,22 +42,24 @@ export function hostScriptText(): string {
  */
 export const hostScriptCommand = bashStdinCommand;
 
-/** Starts the script locally through `/bin/sh -c` with the script on stdin. */
-export function startHostScript(
-  args: readonly string[],
-  opts: Omit<RunOptions, "input"> = {},
-): Started {
+/** Options of a local run: the script's stdin is its text, then `payload` (--payload stdin). */
+export type HostScriptRunOptions = Omit<RunOptions, "input"> & { payload?: Buffer };
+
+/** Starts the script locally through `/bin/sh -c` with the script (and payload) on stdin. */
+export function startHostScript(args: readonly string[], opts: HostScriptRunOptions = {}): Started {
+  const { payload, ...rest } = opts;
+  const script = Buffer.from(hostScriptText(), "utf8");
   return start("/bin/sh", ["-c", hostScriptCommand(args)], {
     timeoutMs: 180_000,
-    ...opts,
-    input: hostScriptText(),
+    ...rest,
+    input: payload ? Buffer.concat([script, payload]) : script,
   });
 }
 
 /** Runs the script locally to completion (never throws on a non-zero exit: check `code`). */
 export function runHostScript(
   args: readonly string[],
-  opts: Omit<RunOptions, "input" | "check"> = {},
+  opts: Omit<HostScriptRunOptions, "check"> = {},
 ): Promise<RunResult> {
   return startHostScript(args, opts).result;
 }
