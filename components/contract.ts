@@ -29,10 +29,26 @@ export const ENV = {
   fingerprint: "TOUCHDEPLOY_FINGERPRINT",
 } as const;
 
+/**
+ * The runtime's own variables, which the program neither sets nor reads: the env loader's and
+ * the process tool's (runtime/touchdeploy_env.py, touchdeploy_tool.py, Dockerfile). The app's
+ * env may set none of them (no `TOUCHDEPLOY_*` name at all: {@link RULES}.reservedEnvPrefixes).
+ */
+export const RUNTIME_INTERNAL_ENV = [
+  "TOUCHDEPLOY_CONFIG_VERSION",
+  "TOUCHDEPLOY_ENV_SAVED",
+  "TOUCHDEPLOY_PROCESS",
+  "TOUCHDEPLOY_PROCESS_STARTSECS",
+  "TOUCHDEPLOY_RUN_DIR",
+  "TOUCHDEPLOY_SUPERVISOR_SOCKET",
+] as const;
+
 /** Response headers uWSGI adds (runtime/uwsgi.ini) and the host script's health check reads. */
 export const HEADERS = {
   revision: "X-Revision",
   fingerprint: "X-Touchdeploy-Fingerprint",
+  /** The live config version (env, secrets, processes): proves the new env is loaded. */
+  config: "X-Touchdeploy-Config",
 } as const;
 
 /** The fingerprint of an image that is not built for a commit's dependencies. */
@@ -43,8 +59,7 @@ export const DEFAULT_RELOAD_FILE = ".reload";
 
 /**
  * Names touchdeploy itself uses in an app root (globs: `*` matches any suffix): the reload
- * trigger may be none of them. The host track's RESERVED list (COORD.md adds `state` and `.ssh`);
- * the script on main refuses a subset of these.
+ * trigger may be none of them. The host script's RESERVED list.
  */
 export const RESERVED_ROOT_NAMES = [
   "releases",
@@ -60,6 +75,12 @@ export const RESERVED_ROOT_NAMES = [
   ".current.*",
   ".previous.*",
   ".tmp-*",
+  // The app's config versions (env, secrets, processes), switched with the release (issue 11).
+  "configs",
+  "config",
+  "previous-config",
+  ".config.*",
+  ".previous-config.*",
 ] as const;
 
 /** True when `name` is one of {@link RESERVED_ROOT_NAMES} (a `*` matching any suffix). */

@@ -499,14 +499,14 @@ describe("what the host script refuses, the config refuses at preview (issue 8 i
       "the reload trigger named like the live release",
       { repoPath: ".", reloadFile: "current" },
       [
-        'touchdeploy:reloadFile: "current" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*)',
+        'touchdeploy:reloadFile: "current" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*, configs, config, previous-config, .config.*, .previous-config.*)',
       ],
     ],
     [
       "the reload trigger named like the lock holder's temporary",
       { repoPath: ".", reloadFile: ".lock.holder.tmp-1" },
       [
-        'touchdeploy:reloadFile: ".lock.holder.tmp-1" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*)',
+        'touchdeploy:reloadFile: ".lock.holder.tmp-1" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*, configs, config, previous-config, .config.*, .previous-config.*)',
       ],
     ],
     [

@@ -15,6 +15,7 @@ import {
   isReservedRootName,
   RESERVED_ROOT_NAMES,
   RULES,
+  RUNTIME_INTERNAL_ENV,
   SUBCOMMANDS,
   UNMANAGED_FINGERPRINT,
 } from "../../components/contract";
@@ -48,7 +49,15 @@ describe("the runtime image holds the contract's values", () => {
 
   it("exactly the contract's TOUCHDEPLOY_* names, in every file of runtime/", () => {
     const used = new Set(runtimeFiles.flatMap((text) => text.match(/TOUCHDEPLOY_[A-Z_]+/g) ?? []));
-    assert.deepEqual([...used].sort(), Object.values(ENV).sort());
+    assert.deepEqual([...used].sort(), [...Object.values(ENV), ...RUNTIME_INTERNAL_ENV].sort());
+  });
+
+  it("uWSGI sends the live config version the health check waits for", () => {
+    assert.match(
+      read("runtime/uwsgi.ini"),
+      new RegExp(`^add-header = ${HEADERS.config}: @\\(`, "m"),
+    );
+    assert.ok(script.toLowerCase().includes(`${HEADERS.config.toLowerCase()}:`));
   });
 
   it("the container's user is the contract's uid and gid", () => {
