@@ -14,7 +14,7 @@ const contextProblem = dockerContextProblem(process.env);
 if (contextProblem) {
   throw new pulumi.RunError(contextProblem);
 }
-const { config, sshPrivateKey, githubToken, deployPrivateKey } = loadConfig(__dirname);
+const { config, sshPrivateKey, githubToken, deployPrivateKey, secretEnv } = loadConfig(__dirname);
 const { source, release } = config;
 
 // GitHub Enterprise: `github:baseUrl` (https://HOST/api/v3/) for the provider and the file reads.
@@ -78,6 +78,7 @@ const app = new AppDeployment(config.appName, {
           baseImage: config.image.baseImage,
         },
   release,
+  secretEnv,
   rollout: config.rollout,
   hostScript: readHostScript(),
   operatorSshDir: (host) => operatorSshDir(pulumi.getProject(), pulumi.getStack(), host),

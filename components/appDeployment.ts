@@ -43,8 +43,16 @@ export interface AppDeploymentArgs {
   };
   /** The runtime image. */
   image: AppImage;
-  /** What each host's release does (appDir, reloadFile, health, keepReleases, dependencyFiles). */
+  /**
+   * What each host's release does (appDir, reloadFile, health, keepReleases, dependencyFiles,
+   * releaseCommand, env, stateDirs, processes, processStopTimeoutSeconds).
+   */
   release: ReleaseConfig;
+  /**
+   * The app's secret environment by name (a secret): sent only on each release command's
+   * stdin. Default: none.
+   */
+  secretEnv?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** `parallel`, or `rolling` in batches. */
   rollout: RolloutConfig;
   /** Text of host/touchdeploy.sh. */
@@ -88,30 +96,38 @@ export class AppDeployment extends pulumi.ComponentResource {
 
     const image = this.runtimeImage(name, args, dependencies);
 
+    // The release command runs once per rollout, on its first host, unless every host runs
+    // it: then every other host's release waits for the first host's (a migration is applied
+    // once, before any host switches to code that needs it).
+    const once = args.release.releaseCommand?.on === "first-host";
     this.hosts = [];
     let previousBatch: HostDeployment[] = [];
     for (const batch of rolloutBatches(args.hosts, args.rollout)) {
       const after = previousBatch.map((h) => h.release);
-      previousBatch = batch.map(
-        ({ name: hostName, ...host }) =>
-          new HostDeployment(
-            hostName,
-            {
-              appName: name,
-              host,
-              sshPrivateKey: args.sshPrivateKey,
-              source,
-              release: args.release,
-              image,
-              fingerprint: this.fingerprint,
-              hostScript: args.hostScript,
-              operatorSshDir: args.operatorSshDir?.(hostName),
-              after,
-            },
-            { parent: this },
-          ),
-      );
-      this.hosts.push(...previousBatch);
+      previousBatch = batch.map(({ name: hostName, ...host }) => {
+        const first = this.hosts[0] as HostDeployment | undefined;
+        const deployment = new HostDeployment(
+          hostName,
+          {
+            appName: name,
+            host,
+            sshPrivateKey: args.sshPrivateKey,
+            source,
+            release: args.release,
+            secretEnv: args.secretEnv,
+            image,
+            fingerprint: this.fingerprint,
+            hostScript: args.hostScript,
+            operatorSshDir: args.operatorSshDir?.(hostName),
+            after,
+            runsReleaseCommand: !once || first === undefined,
+            releaseAfter: once && first && !after.includes(first.release) ? [first.release] : [],
+          },
+          { parent: this },
+        );
+        this.hosts.push(deployment);
+        return deployment;
+      });
     }
 
     const hosts = this.hosts;

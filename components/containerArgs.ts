@@ -19,17 +19,25 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import type { ReleaseConfig } from "./config";
-import { CONTAINER_APP_ROOT, CONTAINER_PORT, ENV } from "./contract";
+import {
+  CONTAINER_APP_ROOT,
+  CONTAINER_PORT,
+  CONTAINER_STATE_ROOT,
+  ENV,
+  STATE_DIR,
+} from "./contract";
 
 export interface ContainerSpec {
   appName: string;
   hostName: string;
   host: { root: string; port: number; bindAddress: string };
-  release: Pick<ReleaseConfig, "appDir" | "reloadFile" | "health">;
+  release: Pick<ReleaseConfig, "appDir" | "reloadFile" | "health" | "stateDirs">;
   /** The image id (not its name: the state holds the id, pulumi-docker#325). */
   image: pulumi.Input<string>;
   /** The dependency fingerprint the image is built for, or `unmanaged`. */
   fingerprint: pulumi.Input<string>;
+  /** `UID:GID` the container runs as (what the host's `setup` makes the app's files readable by). */
+  user: pulumi.Input<string>;
 }
 
 /** The container's environment: the runtime image's contract variables, sorted. */
@@ -69,6 +77,22 @@ export function shortHash(value: unknown): string {
 /** The label whose value changes, and so replaces the container, when its healthcheck does. */
 export const HEALTHCHECK_LABEL = "touchdeploy.healthcheck";
 
+/**
+ * The container's mounts: the whole app root read-only (the code; never a release directory),
+ * and each state directory `<root>/state/<name>` read-write at `/srv/state/<name>`.
+ */
+export function containerVolumes(root: string, stateDirs: readonly string[]) {
+  const base = root.replace(/(.)\/+$/, "$1");
+  return [
+    { hostPath: root, containerPath: CONTAINER_APP_ROOT, readOnly: true },
+    ...stateDirs.map((dir) => ({
+      hostPath: `${base}/${STATE_DIR}/${dir}`,
+      containerPath: `${CONTAINER_STATE_ROOT}/${dir}`,
+      readOnly: false,
+    })),
+  ];
+}
+
 export function containerArgs(spec: ContainerSpec): docker.ContainerArgs {
   const { host, release } = spec;
   const healthcheck = containerHealthcheck(release.health.path);
@@ -79,9 +103,9 @@ export function containerArgs(spec: ContainerSpec): docker.ContainerArgs {
   return {
     name: `${spec.appName}-${spec.hostName}`,
     image: spec.image,
+    user: spec.user,
     envs,
-    // The code mount: the whole app root, read-only. Never a release directory.
-    volumes: [{ hostPath: host.root, containerPath: CONTAINER_APP_ROOT, readOnly: true }],
+    volumes: containerVolumes(host.root, release.stateDirs),
     ports: [
       { internal: CONTAINER_PORT, external: host.port, ip: host.bindAddress, protocol: "tcp" },
     ],

@@ -8,6 +8,13 @@
 
 /** Where the app root is mounted in the container (the image's `TOUCHDEPLOY_ROOT`). */
 export const CONTAINER_APP_ROOT = "/srv/app";
+/**
+ * Where the state directories are mounted in the container, read-write: `<root>/state/<name>` on
+ * the host is `/srv/state/<name>` in the container (COORD.md, issue 11).
+ */
+export const CONTAINER_STATE_ROOT = "/srv/state";
+/** The directory of the state directories in an app root (kept by `destroy`). */
+export const STATE_DIR = "state";
 /** The port uWSGI listens on in the container (the image's `TOUCHDEPLOY_PORT`). */
 export const CONTAINER_PORT = 8000;
 /** The container's user and group id (runtime/Dockerfile): release files must be readable by it. */
@@ -22,10 +29,26 @@ export const ENV = {
   fingerprint: "TOUCHDEPLOY_FINGERPRINT",
 } as const;
 
+/**
+ * The runtime's own variables, which the program neither sets nor reads: the env loader's and
+ * the process tool's (runtime/touchdeploy_env.py, touchdeploy_tool.py, Dockerfile). The app's
+ * env may set none of them (no `TOUCHDEPLOY_*` name at all: {@link RULES}.reservedEnvPrefixes).
+ */
+export const RUNTIME_INTERNAL_ENV = [
+  "TOUCHDEPLOY_CONFIG_VERSION",
+  "TOUCHDEPLOY_ENV_SAVED",
+  "TOUCHDEPLOY_PROCESS",
+  "TOUCHDEPLOY_PROCESS_STARTSECS",
+  "TOUCHDEPLOY_RUN_DIR",
+  "TOUCHDEPLOY_SUPERVISOR_SOCKET",
+] as const;
+
 /** Response headers uWSGI adds (runtime/uwsgi.ini) and the host script's health check reads. */
 export const HEADERS = {
   revision: "X-Revision",
   fingerprint: "X-Touchdeploy-Fingerprint",
+  /** The live config version (env, secrets, processes): proves the new env is loaded. */
+  config: "X-Touchdeploy-Config",
 } as const;
 
 /** The fingerprint of an image that is not built for a commit's dependencies. */
@@ -36,8 +59,7 @@ export const DEFAULT_RELOAD_FILE = ".reload";
 
 /**
  * Names touchdeploy itself uses in an app root (globs: `*` matches any suffix): the reload
- * trigger may be none of them. The host track's RESERVED list (COORD.md adds `state` and `.ssh`);
- * the script on main refuses a subset of these.
+ * trigger may be none of them. The host script's RESERVED list.
  */
 export const RESERVED_ROOT_NAMES = [
   "releases",
@@ -53,6 +75,12 @@ export const RESERVED_ROOT_NAMES = [
   ".current.*",
   ".previous.*",
   ".tmp-*",
+  // The app's config versions (env, secrets, processes), switched with the release (issue 11).
+  "configs",
+  "config",
+  "previous-config",
+  ".config.*",
+  ".previous-config.*",
 ] as const;
 
 /** True when `name` is one of {@link RESERVED_ROOT_NAMES} (a `*` matching any suffix). */
@@ -73,7 +101,23 @@ export const EXIT = {
   rolledBack: 6,
   urgent: 7,
   lockTimeout: 8,
+  /** The release command failed: nothing was switched, the old release (and env) serves. */
+  releaseCommand: 9,
 } as const;
+
+/** Where the release command runs: once per rollout on its first host, or on every host. */
+export const RELEASE_COMMAND_ON = ["first-host", "every-host"] as const;
+export type ReleaseCommandOn = (typeof RELEASE_COMMAND_ON)[number];
+
+/** Seconds between TERM and KILL when the app's processes restart (`--process-stop-timeout`). */
+export const DEFAULT_PROCESS_STOP_TIMEOUT = 10;
+
+/**
+ * The release payload (`release --payload stdin`, COORD.md issue 11): after the script text,
+ * NUL-terminated fields in records of three: `env KEY VALUE`, `secret KEY VALUE`,
+ * `process NAME COMMAND`.
+ */
+export const PAYLOAD_RECORDS = { env: "env", secret: "secret", process: "process" } as const;
 
 /**
  * The host script's subcommand for each phase. The phases are named setup → fetch → release
@@ -116,6 +160,35 @@ export const RULES = {
   maxPositiveInt: 999_999,
   /** `--container-fingerprint`. */
   fingerprint: /^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$/,
+  /** A payload `env`/`secret` KEY: an environment variable name of at most 255 characters... */
+  envName: /^[A-Za-z_][A-Za-z0-9_]{0,254}$/,
+  /**
+   * ...not starting with one of these: the runtime's own variables, and those uWSGI reads as
+   * its options (`UWSGI_PROCESSES=8` would override the app's uwsgi.ini).
+   */
+  reservedEnvPrefixes: ["TOUCHDEPLOY_", "UWSGI_"] as readonly string[],
+  /**
+   * Bytes of one argument or environment variable (`NAME=value`) execve(2) passes
+   * (MAX_ARG_STRLEN, 32 pages, less the NUL): `--release-command`, a process's command, a
+   * variable.
+   */
+  maxArg: 131_071,
+  /**
+   * Bytes of `releaseCommand`: it is one word of the release's command line, which reaches the
+   * shell as one argument (`/bin/sh -c LINE` locally, the SSH exec request remotely), so the
+   * whole line, the command quoted (at most twice as long), must stay under {@link maxArg}.
+   */
+  maxReleaseCommand: 32_768,
+  /** Bytes all env and secret variables may take together (`NAME=value` and a NUL each, +1). */
+  maxEnvTotal: 1_048_576,
+  /** Records in a payload. */
+  maxPayloadRecords: 1000,
+  /** A payload `process` NAME... */
+  processName: /^[a-z][a-z0-9-]{0,30}$/,
+  /** ...none of these (the container's own programs). */
+  reservedProcessNames: ["uwsgi"] as readonly string[],
+  /** A `--state-dirs` name (`<root>/state/<name>`). */
+  stateDirName: /^[a-z][a-z0-9_-]{0,30}$/,
 } as const;
 
 /** The first reason `root` is refused as an app root (`validate_root`), or undefined. */

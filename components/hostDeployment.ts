@@ -18,13 +18,19 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ReleaseConfig } from "./config";
 import { containerArgs } from "./containerArgs";
-import { UNMANAGED_FINGERPRINT } from "./contract";
+import { envNameProblem, envSizeProblem, envValueText } from "./config/schema";
+import { RULES, UNMANAGED_FINGERPRINT } from "./contract";
 import {
   destroyOptions,
+  encodePayload,
   fetchOptions,
+  containerUserCommand,
   installFetchKeyCommand,
+  parseContainerUser,
+  payloadRecords,
   phaseCommand,
   releaseOptions,
+  releaseStdin,
   removeFetchKeyCommand,
   setupOptions,
 } from "./hostScript";
@@ -115,13 +121,28 @@ export interface HostDeploymentArgs {
   operatorSshDir?: string;
   /** Resources this host's container and release wait for: the previous rollout batch's releases. */
   after?: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The app's secret environment by name (a secret), sent only on the release command's stdin,
+   * which is then a secret as a whole. Default: none.
+   */
+  secretEnv?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /**
+   * Whether this host's release runs `release.releaseCommand`. Default: true. AppDeployment
+   * sets it on the rollout's first host only for `releaseCommand.on` "first-host".
+   */
+  runsReleaseCommand?: boolean;
+  /**
+   * Resources this host's release (and not its container) waits for besides `after`: the
+   * release of the host that runs the release command for the whole rollout.
+   */
+  releaseAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /** Options every command resource gets: a local or a remote command with the same shape. */
 interface CommandSpec {
   create: pulumi.Input<string>;
   delete?: pulumi.Input<string>;
-  stdin: pulumi.Input<string>;
+  stdin?: pulumi.Input<string>;
   triggers?: pulumi.Input<unknown>[];
   /** `none` for commands that may see secrets. */
   logging?: "stdoutAndStderr" | "none";
@@ -154,6 +175,8 @@ export class HostDeployment extends pulumi.ComponentResource {
   readonly dockerProvider: docker.Provider;
   /** Creates the app root (idempotent); its delete destroys what touchdeploy made there. */
   readonly setup: pulumi.CustomResource;
+  /** Reports the container's user (the deploy user's uid:gid, 10001:10001 for root). */
+  readonly user: command.local.Command | command.remote.Command;
   /** The runtime image on this host's daemon. */
   readonly image: docker.RemoteImage;
   /** Installs the fetch key from stdin, when there is one (updated when the key rotates). */
@@ -183,6 +206,10 @@ export class HostDeployment extends pulumi.ComponentResource {
     }
     const after = args.after ?? [];
     const script = args.hostScript;
+    const payloadProblem = plainPayloadProblem(release);
+    if (payloadProblem) {
+      throw new pulumi.ResourceError(`host ${JSON.stringify(name)}: ${payloadProblem}`, this);
+    }
 
     // A host key given as an Output is checked once known (the config checks its own at preview).
     const hostKey =
@@ -204,7 +231,7 @@ export class HostDeployment extends pulumi.ComponentResource {
       spec: CommandSpec,
       dependsOn: pulumi.Input<pulumi.Resource>[],
       extra: pulumi.CustomResourceOptions = {},
-    ): pulumi.CustomResource => {
+    ): command.local.Command | command.remote.Command => {
       const resourceOpts: pulumi.CustomResourceOptions = { parent: this, dependsOn, ...extra };
       if (target.kind === "local") {
         return new command.local.Command(
@@ -245,7 +272,8 @@ export class HostDeployment extends pulumi.ComponentResource {
     // container needs it before it starts. `pulumi destroy` runs its delete last (everything
     // depends on it): the host script's `destroy` removes what touchdeploy made under the root
     // and keeps shared/ and state/. Renamed from `<host>-app-root`: the alias keeps it the same
-    // resource, so the rename is an update, not a create plus a delete.
+    // resource, so the rename is an update, not a create plus a delete. A new state dir is an
+    // update too (setup runs again and creates it) before the container that mounts it.
     this.setup = runOnHost(
       "setup",
       {
@@ -256,6 +284,20 @@ export class HostDeployment extends pulumi.ComponentResource {
       [],
       { aliases: [{ name: `${name}-app-root` }] },
     );
+
+    // The container runs as the user setup makes the app's files readable by (COORD.md): the
+    // deploy user's uid:gid, or 10001:10001 for root. A ForceNew input: set once per host.
+    this.user = runOnHost("user", { create: containerUserCommand() }, []);
+    const containerUser = this.user.stdout.apply((stdout) => {
+      const user = parseContainerUser(stdout ?? "");
+      if (user === undefined) {
+        throw new pulumi.ResourceError(
+          `host ${JSON.stringify(name)}: the user command printed ${JSON.stringify(stdout)}, not "touchdeploy: user UID:GID"`,
+          this,
+        );
+      }
+      return user;
+    });
 
     this.image =
       args.image.kind === "pull"
@@ -328,6 +370,7 @@ export class HostDeployment extends pulumi.ComponentResource {
         // The image id, not its name: the state holds the id (pulumi-docker#325).
         image: this.image.imageId,
         fingerprint: args.fingerprint,
+        user: containerUser,
       }),
       {
         parent: this,
@@ -347,19 +390,41 @@ export class HostDeployment extends pulumi.ComponentResource {
         ?.slice("TOUCHDEPLOY_FINGERPRINT=".length);
       return fingerprint === UNMANAGED_FINGERPRINT ? undefined : fingerprint;
     });
+    // The release's stdin: the script, then the env, secrets and processes (the payload). A
+    // change of any of them changes only this stdin: pulumi-command 1.2.1 replaces a command
+    // only for `triggers` (see the header) and runs `create` again on an update
+    // (local/commandController.go `Update`: "Use Create command if Update is unspecified"), so
+    // an env or secret change is one more release of the same commit on the same container.
+    const runsReleaseCommand = args.runsReleaseCommand ?? true;
+    const stdin: pulumi.Input<string> =
+      args.secretEnv === undefined
+        ? releaseStdin(script, encodePayload(payloadRecords(release, {})))
+        : pulumi.secret(
+            pulumi.output(args.secretEnv).apply((secrets) => {
+              const problem = secretEnvProblem(secrets, release.env);
+              if (problem) {
+                throw new pulumi.ResourceError(`host ${JSON.stringify(name)}: ${problem}`, this);
+              }
+              return releaseStdin(script, encodePayload(payloadRecords(release, secrets)));
+            }),
+          );
     this.release = runOnHost(
       "release",
       {
-        create: pulumi
-          .all([source.commit, containerFingerprint])
-          .apply(([commit, fingerprint]) =>
-            phaseCommand("release", releaseOptions(host, release, commit, fingerprint)),
+        create: pulumi.all([source.commit, containerFingerprint]).apply(([commit, fingerprint]) =>
+          phaseCommand(
+            "release",
+            releaseOptions(host, release, commit, fingerprint, {
+              container: this.containerName,
+              runsReleaseCommand,
+            }),
           ),
-        stdin: script,
+        ),
+        stdin,
         // A new commit, or a new container, makes a new release.
         triggers: [source.commit, this.container.id],
       },
-      [this.fetch, this.container, ...after],
+      [this.fetch, this.container, ...after, ...(args.releaseAfter ?? [])],
     );
 
     this.commit = pulumi.all([source.commit, this.release.urn]).apply(([commit]) => commit);
@@ -394,4 +459,50 @@ export class HostDeployment extends pulumi.ComponentResource {
       sshOpts: pulumi.unsecret(sshOpts),
     };
   }
+}
+
+/**
+ * The first problem with the payload's plain values (the env and the processes), or undefined.
+ * The config checks them at preview; this holds for a program that builds the args itself.
+ */
+function plainPayloadProblem(release: ReleaseConfig): string | undefined {
+  for (const [key, value] of Object.entries(release.env)) {
+    const why = envNameProblem(key);
+    if (why) return `release.env: ${JSON.stringify(key)} ${why}`;
+    const text = envValueText(value);
+    if ("problem" in text) return `release.env.${key}: ${JSON.stringify(value)} ${text.problem}`;
+    const tooLong = envSizeProblem(key, value);
+    if (tooLong) return `release.env.${key}: the value ${tooLong}`;
+  }
+  const names = new Set<string>();
+  for (const p of release.processes) {
+    if (!RULES.processName.test(p.name) || RULES.reservedProcessNames.includes(p.name)) {
+      return `release.processes: ${JSON.stringify(p.name)} is not a process name`;
+    }
+    if (names.has(p.name)) return `release.processes: ${JSON.stringify(p.name)} is listed twice`;
+    names.add(p.name);
+    if (p.command.trim() === "" || RULES.control.test(p.command)) {
+      return `release.processes: the command of ${JSON.stringify(p.name)} is empty or has control characters`;
+    }
+  }
+  return undefined;
+}
+
+/** The first problem with the secret environment (never showing a value), or undefined. */
+function secretEnvProblem(
+  secrets: Record<string, string>,
+  env: Record<string, string>,
+): string | undefined {
+  for (const [key, value] of Object.entries(secrets)) {
+    const why = envNameProblem(key);
+    if (why) return `secretEnv: ${JSON.stringify(key)} ${why}`;
+    if (key in env) return `secretEnv: ${key} is also in release.env`;
+    const text = envValueText(value);
+    if ("problem" in text || text.text !== value) {
+      return `secretEnv.${key}: the value (not shown: it is a secret) must be a string without NUL characters`;
+    }
+    const tooLong = envSizeProblem(key, value);
+    if (tooLong) return `secretEnv.${key}: the value (not shown: it is a secret) ${tooLong}`;
+  }
+  return undefined;
 }

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { quote } from "shell-quote";
 import type { ReleaseConfig } from "./config";
-import { Phase, SUBCOMMANDS } from "./contract";
+import { CONTAINER_UID, PAYLOAD_RECORDS, Phase, RULES, SUBCOMMANDS } from "./contract";
 
 /** Path of the host script in this repository. */
 export const HOST_SCRIPT_PATH = path.join(__dirname, "..", "host", "touchdeploy.sh");
@@ -45,14 +45,33 @@ export function hostScriptCommand(
   return bashStdinCommand(words);
 }
 
-/** The command line of one phase (setup, fetch, release, destroy, ...). */
+/**
+ * The command line of one phase (setup, fetch, release, destroy, ...). It reaches the host's
+ * shell as one argument (pulumi-command 1.2.1 runs `/bin/sh -c LINE` locally,
+ * local/commandOutputs.go `run`; remotely the SSH exec request, which sshd hands to the user's
+ * shell as `-c LINE`), so it must fit one argument of execve(2).
+ */
 export function phaseCommand(phase: Phase, options: HostScriptOptions): string {
-  return hostScriptCommand(SUBCOMMANDS[phase], options);
+  const line = hostScriptCommand(SUBCOMMANDS[phase], options);
+  const bytes = Buffer.byteLength(line, "utf8");
+  if (bytes > RULES.maxArg) {
+    throw new Error(
+      `the ${phase} command line is ${bytes} bytes, at most ${RULES.maxArg} (one argument of execve(2))`,
+    );
+  }
+  return line;
 }
 
-/** `setup`: creates the app root's layout (idempotent). */
-export function setupOptions(root: string, release: Pick<ReleaseConfig, "reloadFile">) {
-  return { root, "reload-file": release.reloadFile };
+/** `setup`: creates the app root's layout (idempotent), the state directories included. */
+export function setupOptions(
+  root: string,
+  release: Pick<ReleaseConfig, "reloadFile" | "stateDirs">,
+): HostScriptOptions {
+  return {
+    root,
+    "reload-file": release.reloadFile,
+    "state-dirs": release.stateDirs.length > 0 ? release.stateDirs.join(" ") : undefined,
+  };
 }
 
 /** `destroy`: removes what touchdeploy made under the root, keeps shared/ and state/ (COORD.md). */
@@ -82,15 +101,27 @@ export function hostHealthUrl(bindAddress: string, port: number, healthPath: str
   return `http://${address}:${port}${healthPath}`;
 }
 
+/** What the release of one host runs besides the switch, on that host's container. */
+export interface ReleaseRun {
+  /** The app's container on the host: where the release command and the processes run. */
+  container: string;
+  /** Whether this host runs `releaseCommand` (all hosts, or the rollout's first). */
+  runsReleaseCommand: boolean;
+}
+
 /**
- * `release`: switches current to the commit, reloads once, waits for health. The dependency
- * guard gets the container's fingerprint, unless the image is unmanaged (nothing to guard).
+ * `release`: runs the release command (when this host runs it), switches current to the
+ * commit, reloads once, waits for health, restarts the processes. The dependency guard gets the
+ * container's fingerprint, unless the image is unmanaged (nothing to guard). The env, secrets
+ * and processes always follow on stdin (`--payload stdin`, see {@link releaseStdin}): an empty
+ * payload means none, so removing the last one from the config removes it from the host too.
  */
 export function releaseOptions(
   host: { root: string; port: number; bindAddress: string },
   release: ReleaseConfig,
   commit: string,
   containerFingerprint: string | undefined,
+  run: ReleaseRun,
 ): HostScriptOptions {
   return {
     root: host.root,
@@ -103,7 +134,93 @@ export function releaseOptions(
     "dependency-files":
       containerFingerprint === undefined ? undefined : release.dependencyFiles.join(" "),
     "container-fingerprint": containerFingerprint,
+    container: run.container,
+    "release-command": run.runsReleaseCommand ? release.releaseCommand?.command : undefined,
+    "process-stop-timeout": release.processStopTimeoutSeconds,
+    payload: "stdin",
   };
+}
+
+/** One payload record: three fields. */
+export type PayloadRecord = readonly [keyof typeof PAYLOAD_RECORDS, string, string];
+
+/**
+ * The payload's records: the env sorted by name, then the secrets sorted by name, then the
+ * processes in config order (COORD.md, issue 11).
+ */
+export function payloadRecords(
+  release: Pick<ReleaseConfig, "env" | "processes">,
+  secretEnv: Readonly<Record<string, string>>,
+): PayloadRecord[] {
+  const byName = (values: Readonly<Record<string, string>>) => Object.keys(values).sort();
+  return [
+    ...byName(release.env).map((k): PayloadRecord => ["env", k, release.env[k]]),
+    ...byName(secretEnv).map((k): PayloadRecord => ["secret", k, secretEnv[k]]),
+    ...release.processes.map((p): PayloadRecord => ["process", p.name, p.command]),
+  ];
+}
+
+/** The payload's bytes (as a string): every field followed by one NUL. */
+export function encodePayload(records: readonly PayloadRecord[]): string {
+  return records
+    .map(([kind, ...fields]) =>
+      [PAYLOAD_RECORDS[kind], ...fields]
+        .map((field) => {
+          if (field.includes("\0")) {
+            // The config refuses NULs; a value built in code must not break the framing.
+            throw new Error(`payload ${kind} record: a field contains a NUL character`);
+          }
+          return `${field}\0`;
+        })
+        .join(""),
+    )
+    .join("");
+}
+
+/** The last line of the host script: bash -s has read up to it, and no further, when main runs. */
+export const SCRIPT_LAST_LINE = 'main "$@"';
+
+/**
+ * The release command's stdin: the script, then the payload. bash -s reads the script line by
+ * line and runs `main "$@"` after reading exactly that line; main reads the rest (the payload)
+ * itself. So the script must end with that line and its newline: otherwise bash would read the
+ * payload as more script.
+ */
+export function releaseStdin(script: string, payload: string): string {
+  if (!script.endsWith(`\n${SCRIPT_LAST_LINE}\n`)) {
+    throw new Error(
+      `the host script must end with the line ${SCRIPT_LAST_LINE} and a newline: the payload follows it on stdin`,
+    );
+  }
+  return script + payload;
+}
+
+/**
+ * The command that reports the container's user, as `setup` reports it (a line `touchdeploy:
+ * user UID:GID`) and by setup's rule (host/touchdeploy.sh `container_user_default`): the deploy
+ * user's uid:gid, so that the container can read what the deploy user writes (env, secrets,
+ * state dirs), or 10001:10001 when the deploy user is root. A command of its own, not setup's
+ * output: setup's stdin is the script, so every new version of the script makes setup an update,
+ * and pulumi-go-provider v1.3.0 marks every output of an updated resource unknown in preview
+ * (infer/resource.go `markComputed`: an output depends on every input by default,
+ * `ensureDefaultComputed`). The container's user would then be unknown in every preview after
+ * an upgrade, and the container (user is ForceNew) shown as replaced. This command's inputs
+ * never change, so its output stays known.
+ */
+export function containerUserCommand(): string {
+  return [
+    "set -eu",
+    "u=$(id -u)",
+    "g=$(id -g)",
+    `if [ "$u" = 0 ]; then u=${CONTAINER_UID} g=${CONTAINER_UID}; fi`,
+    `printf 'touchdeploy: user %s:%s\\n' "$u" "$g"`,
+  ].join("; ");
+}
+
+/** The UID:GID of the last `touchdeploy: user UID:GID` line of a command's output, if any. */
+export function parseContainerUser(stdout: string): string | undefined {
+  const lines = [...stdout.matchAll(/^touchdeploy: user (\d+:\d+)$/gm)];
+  return lines.length > 0 ? lines[lines.length - 1][1] : undefined;
 }
 
 /** Where the fetch key and the git server's host keys live under an app root (mode 0700). */

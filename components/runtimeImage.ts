@@ -17,11 +17,18 @@ export interface RuntimeBuildArgs {
   REQUIREMENTS: string;
 }
 
-const DEBIAN_PACKAGE_PATTERN = /^[a-z0-9][a-z0-9+.-]+$/;
+/**
+ * A Debian package name (Debian Policy 5.6.1: lowercase letters, digits, `+`, `-`, `.`, at
+ * least two characters, starting with a letter or digit), optionally `/SUITE` to take it from
+ * that suite (`python3-django/bookworm-backports`: apt-get's own `PKG/RELEASE` syntax; the
+ * runtime image adds the suite to its sources first). A suite is one lowercase name: no `/`,
+ * no `..`, nothing a shell would read.
+ */
+const DEBIAN_PACKAGE_PATTERN = /^[a-z0-9][a-z0-9+.-]+(\/[a-z0-9][a-z0-9-]*)?$/;
 
 /**
- * Debian package names from an `Aptfile` (one or more per line, `#` comments). Throws on
- * anything that is not a package name: the list reaches `apt-get install` in a shell.
+ * Debian package names from an `Aptfile` (one or more per line, `#` comments), each `NAME` or
+ * `NAME/SUITE`. Throws on anything else: the list reaches `apt-get install` in a shell.
  */
 export function aptPackages(aptfile: string): string[] {
   const names = aptfile
@@ -31,7 +38,9 @@ export function aptPackages(aptfile: string): string[] {
     .flatMap((line) => line.split(/\s+/));
   const bad = names.filter((n) => !DEBIAN_PACKAGE_PATTERN.test(n));
   if (bad.length > 0) {
-    throw new Error(`Aptfile: ${JSON.stringify(bad[0])} is not a Debian package name`);
+    throw new Error(
+      `Aptfile: ${JSON.stringify(bad[0])} is not a Debian package name (NAME or NAME/SUITE)`,
+    );
   }
   return names;
 }

@@ -22,7 +22,11 @@
 set -Eeuo pipefail
 
 readonly E_UNEXPECTED=1 E_USAGE=2 E_NOTHING=3 E_MISSING=4 E_DEPENDENCIES=5 E_ROLLED_BACK=6
-readonly E_URGENT=7 E_LOCK=8
+readonly E_URGENT=7 E_LOCK=8 E_COMMAND=9
+
+# Where the container sees the app root (runtime/Dockerfile: TOUCHDEPLOY_ROOT), and the
+# container's user when the deploy user is root (the image's default user).
+readonly CONTAINER_ROOT=/srv/app DEFAULT_CONTAINER_USER=10001:10001
 
 # ---------------------------------------------------------------------------------------------
 # Tables.
@@ -32,11 +36,11 @@ readonly E_URGENT=7 E_LOCK=8
 #   those of fetch) | the steps it runs, in order (see STEPS) | tools it needs besides bash and
 #   coreutils | what it does.
 SUBCOMMANDS=(
-    'setup    | init     | root             | reload-file lock-timeout | lock recover layout | flock git | create the layout under --root (idempotent)'
+    'setup    | init     | root             | reload-file state-dirs lock-timeout | lock recover layout | flock git | create the layout and the state directories under --root (idempotent); print the container'"'"'s user'
     'fetch    | prepare  | root repo commit | ssh-key known-hosts credentials-file fetch-timeout lock-timeout | lock recover layout fetch extract | flock git tar | fetch the commit into releases/<sha> (nothing live changes)'
-    'release  | activate | root commit      | subdir reload-file health-url health-timeout keep dependency-files container-fingerprint lock-timeout | lock recover check switch reload health prune | flock git realpath sha256sum | make a fetched release live: switch, reload once, wait until healthy, else switch back'
-    'deploy   |          | root repo commit | @fetch @release | lock recover layout fetch extract check switch reload health prune | flock git tar realpath sha256sum | fetch + release'
-    'rollback |          | root             | to subdir reload-file health-url health-timeout lock-timeout | lock recover target check switch reload health | flock realpath | switch to the release --to names, else to previous, as release does'
+    'release  | activate | root commit      | subdir reload-file health-url health-timeout keep dependency-files container-fingerprint container release-command release-command-timeout process-stop-timeout payload lock-timeout | lock recover check command switch reload health restart prune | flock git realpath sha256sum | make a fetched release live with its env: release command, switch, reload once, wait until healthy, restart the processes, else switch back'
+    'deploy   |          | root repo commit | @fetch @release | lock recover layout fetch extract check command switch reload health restart prune | flock git tar realpath sha256sum | fetch + release'
+    'rollback |          | root             | to subdir reload-file health-url health-timeout container process-stop-timeout lock-timeout | lock recover target check switch reload health restart | flock realpath | switch to the release --to names (with the live env), else to previous (with its env), as release does'
     'status   |          | root             | | status | | print the live commit: the last one that passed its health check (exit 3 if none)'
     'destroy  |          | root             | reload-file lock-timeout | lock destroy | flock | remove what touchdeploy made under --root; keep shared/ and state/; remove the root only if then empty'
 )
@@ -55,6 +59,12 @@ OPTIONS=(
     'keep                  | N       | 5       | releases kept by prune, besides current, previous and recently fetched ones'
     'dependency-files      | "A B"   |         | files (relative to --subdir) whose fingerprint must match the container'"'"'s'
     'container-fingerprint | FP      |         | the container'"'"'s fingerprint, or unmanaged (default: its X-Touchdeploy-Fingerprint)'
+    'container             | NAME    |         | the app'"'"'s container here: docker exec runs the release command and the processes in it'
+    'release-command       | CMD     |         | run once before the switch in the container (sh -c), in the new release'"'"'s app dir, with the new env'
+    'release-command-timeout | SECONDS | 600   | deadline of the release command (then SIGTERM, 5 s, SIGKILL)'
+    'process-stop-timeout  | SECONDS | 10      | when the processes restart: SIGTERM, this long, then SIGKILL'
+    'payload               | stdin   |         | the app'"'"'s env, secrets and processes follow the script on stdin (NUL-terminated records)'
+    'state-dirs            | "A B"   |         | directories <root>/state/<name> the container'"'"'s user may write (mounted at /srv/state/<name>)'
     'ssh-key               | FILE    |         | private key for fetching over SSH'
     'known-hosts           | FILE    |         | known_hosts for fetching over SSH (only with --ssh-key)'
     'credentials-file      | FILE    |         | USER:PASSWORD or a token, one line, mode 0600, for an https:// or http:// --repo'
@@ -75,18 +85,21 @@ STEPS=(
     'layout  | starting   | create releases/, shared/, repo.git, the trigger                       | - (idempotent)'
     'fetch   | updating   | fetch the commit into repo.git (by SHA, else branches and tags)        | temporary packs removed'
     'extract | updating   | git archive into releases/.tmp-*, renamed releases/<sha> when complete | the temporary directory removed'
-    'check   | updating   | everything that can fail, before the switch; new links made aside      | the temporaries removed'
-    'switch  | publishing | write the journal, then rename previous and current                    | switch back: both links from the journal'
+    'check   | updating   | everything that can fail, before the switch; the env written; new links made aside | the temporaries and the unused env version removed'
+    'command | updating   | the release command in the container, in the new release, with the new env | - (nothing switched: stopped on a deadline or signal)'
+    'switch  | publishing | write the journal, then rename previous, config and current            | switch back: every link from the journal'
     'reload  | publishing | touch the trigger once (or wait for a starting server)                 | touch again after switching back'
-    'health  | publishing | wait until the commit is served with 200; then remove the journal      | as switch'
-    'prune   | finishing  | remove old releases and their cache refs; problems are warnings        | - (the release stands)'
+    'health  | publishing | wait until the commit and its env are served with 200                  | as switch'
+    'restart | publishing | restart the processes on the new release and env, check each stays up; then remove the journal | as switch, then restart them on the old ones'
+    'prune   | finishing  | remove old releases and their cache refs, and env versions no link points to; problems are warnings | - (the release stands)'
     'destroy | finishing  | remove what touchdeploy made under --root, keeping shared/ and state/  | -'
 )
 
 # Names touchdeploy owns in --root (glob patterns): never a --reload-file. destroy removes all
 # of them but shared and state.
 RESERVED=(releases current previous repo.git shared state .ssh .history '.lock*' '.switch*'
-    '.current.*' '.previous.*' '.tmp-*')
+    '.current.*' '.previous.*' '.tmp-*' configs config previous-config '.config.*'
+    '.previous-config.*')
 
 #   code | meaning; what to do next
 EXIT_CODES=(
@@ -95,10 +108,11 @@ EXIT_CODES=(
     '2   | bad input (an option or value), or the release lacks <subdir>/uwsgi.ini; nothing changed; fix the option or the commit'
     '3   | nothing is live, or nothing to roll back to; deploy a commit first'
     '4   | the fetch failed, the commit is not in the repository, or the release is not fetched; nothing live changed; push the commit, check the URL, the network and the key, or run fetch'
-    '5   | the commit'"'"'s dependency fingerprint differs from the container'"'"'s, or cannot be known; nothing live changed; run a container deploy (pulumi up)'
+    '5   | the commit'"'"'s dependency fingerprint differs from the container'"'"'s, or cannot be known, or the container runs as a user that cannot read the app'"'"'s env and state; nothing live changed; run a container deploy (pulumi up)'
     '6   | the release failed its health check, or failed or was interrupted after the switch; switched back: the previous release serves again; fix and deploy again'
     '7   | URGENT: nothing healthy serves (switching back did not become healthy, or there was nothing to switch back to); check the container now, then rollback --to SHA'
     '8   | another run held the lock on --root longer than --lock-timeout; nothing changed; wait for it, or check the pid in <root>/.lock.holder'
+    '9   | the release command failed (or timed out); nothing was switched: the live release and its env still serve; fix the command or the commit (its output is above) and deploy again'
     '129 | interrupted by SIGHUP before the switch; nothing live changed; run it again'
     '130 | interrupted by SIGINT before the switch; nothing live changed; run it again'
     '143 | interrupted by SIGTERM before the switch; nothing live changed; run it again'
@@ -350,7 +364,7 @@ usage() {
         row "$r"
         printf '  %-4s %s\n' "${ROW[0]}" "${ROW[1]}"
     done
-    printf '\nEnvironment: TOUCHDEPLOY_TRACE=1 traces every command on stderr (set -x; never credentials).\n'
+    printf '\nEnvironment: TOUCHDEPLOY_TRACE=1 traces every command on stderr (set -x; never credentials or secrets).\n'
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -359,8 +373,9 @@ usage() {
 # The options' globals (OPTIONS), set by validate_options to the checked value or the default.
 ROOT='' REPO='' COMMIT='' TO='' SUBDIR='' RELOAD_FILE='' HEALTH_URL='' HEALTH_TIMEOUT=''
 KEEP='' CONTAINER_FINGERPRINT='' SSH_KEY='' KNOWN_HOSTS='' CREDENTIALS_FILE=''
-FETCH_TIMEOUT='' LOCK_TIMEOUT=''
-DEPENDENCY_FILES=()
+FETCH_TIMEOUT='' LOCK_TIMEOUT='' CONTAINER='' RELEASE_COMMAND='' RELEASE_COMMAND_TIMEOUT=''
+PROCESS_STOP_TIMEOUT='' PAYLOAD=''
+DEPENDENCY_FILES=() STATE_DIRS=()
 
 # 1 for `check`: validate values only (files are not required to exist here).
 CHECK_ONLY=0
@@ -427,16 +442,16 @@ no_control_chars() {
 # Fills every option's global: the validated value, else the default.
 validate_options() {
     local r name var
+    DEPENDENCY_FILES=() STATE_DIRS=()
     for r in "${OPTIONS[@]}"; do
         row "$r"
         name=${ROW[0]}
         var=${name^^}
         var=${var//-/_}
-        if [[ $name == dependency-files ]]; then
-            DEPENDENCY_FILES=()
-        else
-            printf -v "$var" '%s' "${ROW[2]}"
-        fi
+        case $name in
+        dependency-files | state-dirs) ;; # lists, empty by default
+        *) printf -v "$var" '%s' "${ROW[2]}" ;;
+        esac
         if [[ -n ${GIVEN[$name]+set} ]]; then
             "valid_${name//-/_}" "${GIVEN[$name]}"
         fi
@@ -612,6 +627,43 @@ valid_container_fingerprint() {
     CONTAINER_FINGERPRINT=$1
 }
 
+# A Docker container name (as `docker run --name` accepts it).
+valid_container() {
+    [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ ]] ||
+        bad container "$1" "must be a Docker container name (letters, digits, _ . -; at most 128)"
+    CONTAINER=$1
+}
+
+# Any text (run by sh -c in the container, never by this script); empty means none. One
+# argument of execve(2): at most MAX_ARG bytes.
+readonly MAX_ARG=131071
+valid_release_command() {
+    ((${#1} <= MAX_ARG)) || bad release-command "${1:0:40}..." "is ${#1} bytes: at most $MAX_ARG (one argument of execve(2)); put a script in the repository and run that"
+    RELEASE_COMMAND=$1
+}
+
+valid_release_command_timeout() { valid_positive_int release-command-timeout "$1" RELEASE_COMMAND_TIMEOUT; }
+valid_process_stop_timeout() { valid_positive_int process-stop-timeout "$1" PROCESS_STOP_TIMEOUT; }
+
+valid_payload() {
+    [[ $1 == stdin ]] || bad payload "$1" "must be 'stdin' (the records follow the script on stdin)"
+    PAYLOAD=stdin
+}
+
+# Names of directories under <root>/state/ (an empty list: none).
+valid_state_dirs() {
+    local d list=()
+    no_control_chars state-dirs "$1"
+    read -r -a list <<<"$1"
+    STATE_DIRS=()
+    for d in "${list[@]}"; do
+        [[ $d =~ ^[a-z][a-z0-9_-]{0,30}$ ]] ||
+            bad state-dirs "$d" "must be a name of lowercase letters, digits, _ and - (at most 31, starting with a letter)"
+        [[ " ${STATE_DIRS[*]} " != *" $d "* ]] || bad state-dirs "$d" "is given twice"
+        STATE_DIRS+=("$d")
+    done
+}
+
 valid_file() {
     local name=$1 v=$2
     no_control_chars "$name" "$v"
@@ -671,17 +723,22 @@ valid_combination() {
     if ((GUARD)) && [[ -z $CONTAINER_FINGERPRINT && -z $HEALTH_URL ]]; then
         die "$E_USAGE" "--dependency-files needs --container-fingerprint (or a --health-url whose server sends X-Touchdeploy-Fingerprint)"
     fi
+    if [[ -n $RELEASE_COMMAND && -z $CONTAINER ]]; then
+        die "$E_USAGE" "--release-command needs --container NAME (it runs in the app's container)"
+    fi
 }
 
 # Names the missing tool and where it comes from, before anything changes.
 require_tools() {
     local tool missing=() tools="timeout readlink mkdir ln mv rm stat touch chmod sort ${SUB_ROW[5]}"
     [[ -z $HEALTH_URL ]] || tools+=" curl"
+    [[ -z $CONTAINER ]] || tools+=" docker"
+    [[ -z $PAYLOAD ]] || tools+=" cmp chown"
     for tool in $tools; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     if ((${#missing[@]})); then
-        die "$E_UNEXPECTED" "missing required tool(s) on this host: ${missing[*]} (touchdeploy needs bash, git, curl, flock from util-linux, tar and coreutils)"
+        die "$E_UNEXPECTED" "missing required tool(s) on this host: ${missing[*]} (touchdeploy needs bash, git, curl, flock from util-linux, tar, coreutils, diffutils, and docker with --container)"
     fi
     if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
         die "$E_UNEXPECTED" "bash 4.4 or newer is required (this is $BASH_VERSION)"
@@ -745,6 +802,7 @@ on_signal() {
     local sig=$1 code
     case $sig in HUP) code=129 ;; INT) code=130 ;; *) code=143 ;; esac
     kill_child
+    ((!COMMAND_RUNNING)) || stop_command
     case $PHASE in
     switched)
         undo_switch "interrupted by SIG$sig during the $STEP_NAME step" signal
@@ -797,6 +855,7 @@ MADE_LINKS=0
 
 on_exit() {
     kill_child
+    ((!COMMAND_RUNNING)) || stop_command
     # Our own half-extracted release, or our own fetch's debris (SIGKILL leaves them to the next
     # run, which removes them under the lock).
     if [[ -n $TMP_RELEASE && -e $TMP_RELEASE ]]; then
@@ -807,9 +866,14 @@ on_exit() {
     # The links this run prepared and did not use (only ours: others' are the next run's), and
     # the journal's entries once the journal itself is gone.
     if ((MADE_LINKS)); then
-        rm -f -- "$ROOT/.current.new" "$ROOT/.previous.new" "$ROOT/.current.restore" \
-            "$ROOT/.previous.restore" 2>/dev/null || true
-        [[ -L $ROOT/.switch ]] || rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
+        remove_aside_links
+        [[ -L $ROOT/.switch ]] || remove_journal_entries
+    fi
+    # A config version this run wrote and nothing points to (the release failed or was
+    # switched back): it holds secrets nobody can use.
+    [[ -z $TMP_CONFIG ]] || rm -rf -- "$TMP_CONFIG" 2>/dev/null || true
+    if [[ -n $CONFIG_MADE ]] && config_unreferenced "$CONFIG_MADE"; then
+        rm -rf -- "$ROOT/configs/$CONFIG_MADE" 2>/dev/null || true
     fi
     [[ -z $RUN_DIR ]] || rm -rf -- "$RUN_DIR" 2>/dev/null || true
 }
@@ -855,6 +919,23 @@ journal_sha() {
     if [[ $target =~ ^releases/([0-9a-f]{40})$ ]]; then
         printf '%s' "${BASH_REMATCH[1]}"
     fi
+}
+
+# The links switched together, in the order they are switched: the release (current) last.
+LINKS=(previous-config previous config current)
+
+remove_aside_links() {
+    local name
+    for name in "${LINKS[@]}"; do
+        rm -f -- "$ROOT/.$name.new" "$ROOT/.$name.restore" 2>/dev/null || true
+    done
+}
+
+remove_journal_entries() {
+    local name
+    for name in "${LINKS[@]}"; do
+        rm -f -- "$ROOT/.switch.$name" 2>/dev/null || true
+    done
 }
 
 # Makes $2 a link like $1, without a new inode when it can (a hard link to the symlink: works
@@ -991,17 +1072,18 @@ clean_temporaries() {
             warn "could not remove $d left by an interrupted deploy: $(last_output)"
         fi
     done
-    local leftovers=()
-    for d in "$ROOT"/.current.new "$ROOT"/.previous.new "$ROOT"/.current.restore \
-        "$ROOT"/.previous.restore "$ROOT"/.lock.holder.tmp-* "$ROOT"/.history.tmp-*; do
+    local leftovers=() name
+    for name in "${LINKS[@]}"; do
+        leftovers+=("$ROOT/.$name.new" "$ROOT/.$name.restore")
+        [[ -L $ROOT/.switch ]] || leftovers+=("$ROOT/.switch.$name")
+    done
+    for d in "$ROOT"/.lock.holder.tmp-* "$ROOT"/.history.tmp-*; do
         [[ ! -e $d && ! -L $d ]] || leftovers+=("$d")
     done
-    if [[ ! -L $ROOT/.switch ]]; then
-        for d in "$ROOT/.switch.current" "$ROOT/.switch.previous"; do
-            [[ ! -e $d && ! -L $d ]] || leftovers+=("$d")
-        done
-    fi
-    ((${#leftovers[@]} == 0)) || rm -f -- "${leftovers[@]}" 2>/dev/null || true
+    rm -f -- "${leftovers[@]}" 2>/dev/null || true
+    for d in "$ROOT"/configs/.tmp-*; do
+        [[ ! -e $d ]] || rm -rf -- "$d" 2>/dev/null || true
+    done
     clean_fetch_debris
 }
 
@@ -1033,7 +1115,12 @@ clean_fetch_debris() {
 # signal or crash restores both links from it: now, or in the next run (step recover).
 restore_links() {
     local name target
-    for name in previous current; do
+    for name in "${LINKS[@]}"; do
+        if [[ ! -L $ROOT/.switch.$name ]]; then
+            # A journal written before config links existed: that link was not switched.
+            [[ $name == *config ]] && continue
+            return 1
+        fi
         target=$(readlink -- "$ROOT/.switch.$name" 2>/dev/null) || return 1
         if [[ $target == none ]]; then
             rm -f -- "$ROOT/$name" || return 1
@@ -1047,7 +1134,7 @@ restore_links() {
 
 clear_journal() {
     rm -f -- "$ROOT/.switch" 2>/dev/null || true
-    rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
+    remove_journal_entries
 }
 
 RECOVERED=0
@@ -1082,6 +1169,9 @@ step_recover() {
     clear_journal
     RECOVERED=1
     RECOVERED_FROM=$unverified
+    if [[ -e $ROOT/.switch.processes && -z $CONTAINER ]]; then
+        warn "the app's processes may still run $(release_shown "$unverified" "the release switched back"): the next release or rollback with --container restarts them"
+    fi
 }
 
 step_layout() {
@@ -1096,6 +1186,38 @@ step_layout() {
     fi
     check_links
     ensure_trigger
+    ensure_state_dirs
+}
+
+# setup --state-dirs: <root>/state/<name>, 0700, the container's user's (the deploy user, or
+# 10001 when that is root). Never changed once made: they hold the app's data.
+ensure_state_dirs() {
+    local name dir owner
+    ((${#STATE_DIRS[@]})) || return 0
+    container_user_default
+    if [[ ! -d $ROOT/state ]]; then
+        { [[ ! -e $ROOT/state && ! -L $ROOT/state ]] && mkdir -- "$ROOT/state"; } 2>/dev/null ||
+            die "$E_UNEXPECTED" "cannot create $ROOT/state as $(who_am_i) (a file or a dangling link in the way?)"
+    fi
+    for name in "${STATE_DIRS[@]}"; do
+        dir=$ROOT/state/$name
+        if [[ -L $dir || (-e $dir && ! -d $dir) ]]; then
+            die "$E_UNEXPECTED" "$dir is not a directory (a symlink or a file): the container mounts it read-write; move it away"
+        fi
+        if [[ ! -d $dir ]]; then
+            mkdir -m 700 -- "$dir" 2>/dev/null || die "$E_UNEXPECTED" "cannot create $dir as $(who_am_i)"
+            if ((EUID == 0)); then
+                chown -- "$CT_UID:$CT_GID" "$dir" 2>/dev/null ||
+                    die "$E_UNEXPECTED" "cannot chown $dir to the container's user $CT_UID:$CT_GID"
+            fi
+            say "state    created state/$name (mode 700, owner $CT_UID:$CT_GID)"
+            continue
+        fi
+        owner=$(stat -c %u -- "$dir")
+        if [[ $owner != "$CT_UID" ]]; then
+            warn "state/$name belongs to uid $owner, not the container's user $CT_UID: the app may not be able to write it (chown -R $CT_UID:$CT_GID $dir)"
+        fi
+    done
 }
 
 check_root_mode() {
@@ -1342,6 +1464,7 @@ extract_to() {
 
 HTTP_STATUS=000
 HTTP_REVISION=
+HTTP_CONFIG=
 HTTP_FINGERPRINT=
 HTTP_MS=0
 CONNECTED=0
@@ -1353,7 +1476,7 @@ CURL_CONFIG=
 probe() {
     local max=${1:-5} output line rc=0 connected=0
     ((max <= 5)) || max=5
-    HTTP_STATUS=000 HTTP_REVISION='' HTTP_FINGERPRINT='' HTTP_MS=0 CONNECTED=0 PROBE_ERR='' PROBE_TLS=0
+    HTTP_STATUS=000 HTTP_REVISION='' HTTP_CONFIG='' HTTP_FINGERPRINT='' HTTP_MS=0 CONNECTED=0 PROBE_ERR='' PROBE_TLS=0
     output=$(curl -q --silent --show-error --noproxy '*' --globoff --connect-timeout 1 \
         --max-time "$max" --output /dev/null --dump-header - \
         --write-out 'td-status:%{http_code}\ntd-connect:%{time_connect}\ntd-time:%{time_total}\n' \
@@ -1362,6 +1485,7 @@ probe() {
         line=${line%$'\r'}
         case ${line,,} in
         x-revision:*) HTTP_REVISION=$(trim "${line#*:}") ;;
+        x-touchdeploy-config:*) HTTP_CONFIG=$(trim "${line#*:}") ;;
         x-touchdeploy-fingerprint:*) HTTP_FINGERPRINT=$(trim "${line#*:}") ;;
         td-status:*) HTTP_STATUS=${line#*:} ;;
         td-connect:*) [[ ${line#*:} =~ ^0*[.,]?0*$ ]] || connected=1 ;;
@@ -1461,18 +1585,23 @@ touch_trigger() {
     say "reload   touched $RELOAD_FILE (mtime $t): uWSGI reloads gracefully"
 }
 
-# Polls until $1 is served with 200 (0), or gives up (1, reason in WHY) at DEADLINE_NS. Fails
-# fast when the new revision answers non-200 for 3 s: a broken app keeps answering 500.
+# The server answers 200 with the commit $1 and the config version $2 ("" for none: no
+# X-Touchdeploy-Config header).
+serves() { [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$1" && $HTTP_CONFIG == "$2" ]]; }
+
+# Polls until commit $1 with config version $2 is served with 200 (0), or gives up (1, reason
+# in WHY) at DEADLINE_NS. Fails fast when the new revision answers non-200 for 3 s: a broken
+# app keeps answering 500.
 DEADLINE_NS=0
 wait_served() {
-    local sha=$1 bad_since=0 left
+    local sha=$1 config=$2 bad_since=0 left
     WHY=
     while :; do
         now
         left=$(((DEADLINE_NS - NOW) / 1000000000))
         ((left >= 1)) || left=1
         observe "$left"
-        if [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$sha" ]]; then
+        if serves "$sha" "$config"; then
             return 0
         fi
         if ((PROBE_TLS)); then
@@ -1489,7 +1618,11 @@ wait_served() {
             bad_since=0
         fi
         if ((NOW >= DEADLINE_NS)); then
-            WHY="not served with HTTP 200 within ${HEALTH_WAITED}s (last seen: HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}"))"
+            WHY="not served with HTTP 200 within ${HEALTH_WAITED}s (last seen: HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}")"
+            if [[ $HTTP_CONFIG != "$config" ]]; then
+                WHY+=", env ${HTTP_CONFIG:-none} instead of ${config:-none}"
+            fi
+            WHY+=")"
             return 1
         fi
         sleep "$HEALTH_POLL"
@@ -1588,6 +1721,400 @@ dependency_guard() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The app's config: its env, secrets and processes (--payload stdin), kept in immutable
+# versions configs/<version>/ that are switched WITH the release: the links config and
+# previous-config go with current and previous, through the same journal. configs/ and each
+# version are 0700 and their files 0600, owned by the container's user (the deploy user, or
+# 10001 when that is root): only the deploy user and the container's user can read a secret.
+# No value is ever printed, traced, compared in a message or put on a command line.
+
+declare -A PAYLOAD_ENV=() PAYLOAD_SECRET=() PAYLOAD_PROCESS=()
+readonly MAX_ENV_TOTAL=1048576 MAX_PAYLOAD_RECORDS=1000
+
+bad_payload() { die "$E_USAGE" "--payload: $*; nothing was changed"; }
+
+# Reads the records that follow the script on stdin (fd 8): kind NUL key NUL value NUL, kind
+# env, secret or process. Everything is checked before anything changes.
+read_payload() {
+    local field='' fields=() kind key value i n total=0 xtrace=$-
+    { set +x; } 2>/dev/null # no value in a trace
+    while IFS= read -r -d '' -u 8 field; do
+        fields+=("$field")
+        total=$((total + ${#field}))
+        if ((${#fields[@]} > 3 * MAX_PAYLOAD_RECORDS || total > 8 * MAX_ENV_TOTAL)); then
+            bad_payload "more than $MAX_PAYLOAD_RECORDS records or $((8 * MAX_ENV_TOTAL)) bytes"
+        fi
+    done
+    [[ -z $field ]] ||
+        bad_payload "it ends with ${#field} bytes that are not NUL-terminated (each field ends with a NUL byte)"
+    ((${#fields[@]} % 3 == 0)) ||
+        bad_payload "${#fields[@]} fields are not whole records (each record is three: kind, key or name, value or command)"
+    total=0
+    for ((i = 0; i < ${#fields[@]}; i += 3)); do
+        kind=${fields[i]} key=${fields[i + 1]}
+        n=$((i / 3 + 1))
+        case $kind in
+        env | secret)
+            payload_key_ok "$n" "$kind" "$key"
+            value=${fields[i + 2]}
+            ((${#key} + 1 + ${#value} <= MAX_ARG)) ||
+                bad_payload "record $n ($kind $key): $key=VALUE is $((${#key} + 1 + ${#value})) bytes, the kernel passes at most $MAX_ARG per variable"
+            total=$((total + ${#key} + ${#value} + 2))
+            if [[ $kind == env ]]; then PAYLOAD_ENV[$key]=$value; else PAYLOAD_SECRET[$key]=$value; fi
+            ;;
+        process)
+            [[ $key =~ ^[a-z][a-z0-9-]{0,30}$ && $key != uwsgi ]] ||
+                bad_payload "record $n: process name $(show "$key") must be lowercase letters, digits and - (at most 31, starting with a letter), and not uwsgi"
+            [[ -z ${PAYLOAD_PROCESS[$key]+x} ]] || bad_payload "record $n: process $key is given twice"
+            value=${fields[i + 2]}
+            [[ -n ${value//[[:space:]]/} ]] || bad_payload "record $n: process $key has no command"
+            ((${#value} <= MAX_ARG)) ||
+                bad_payload "record $n: the command of process $key is ${#value} bytes, at most $MAX_ARG"
+            PAYLOAD_PROCESS[$key]=$value
+            ;;
+        *) bad_payload "record $n: unknown kind $(show "$kind") (env, secret or process)" ;;
+        esac
+    done
+    ((total <= MAX_ENV_TOTAL)) ||
+        bad_payload "the env and secrets take $total bytes, at most $MAX_ENV_TOTAL (every process of the app gets them from execve(2))"
+    if ((${#PAYLOAD_PROCESS[@]})) && [[ -z $CONTAINER ]]; then
+        die "$E_USAGE" "--payload has processes ($(payload_process_names)): they need --container NAME (they run in the app's container)"
+    fi
+    [[ $xtrace != *x* ]] || set -x
+}
+
+payload_key_ok() {
+    local n=$1 kind=$2 key=$3
+    [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]{0,254}$ ]] ||
+        bad_payload "record $n: $kind key $(show "$key") must match [A-Za-z_][A-Za-z0-9_]* (at most 255)"
+    [[ $key != TOUCHDEPLOY_* ]] ||
+        bad_payload "record $n: $kind key $key: TOUCHDEPLOY_* are the runtime's own variables"
+    [[ $key != UWSGI_* ]] ||
+        bad_payload "record $n: $kind key $key: uWSGI reads UWSGI_* variables as its own options (set them in the app's uwsgi.ini)"
+    [[ -z ${PAYLOAD_ENV[$key]+x} && -z ${PAYLOAD_SECRET[$key]+x} ]] ||
+        bad_payload "record $n: $key is given twice (as env or secret)"
+}
+
+payload_process_names() {
+    local IFS=' '
+    printf '%s' "${!PAYLOAD_PROCESS[*]}"
+}
+
+# Keys of an associative array (named $1), sorted: the same payload makes the same bytes.
+sorted_keys() {
+    local -n assoc=$1
+    ((${#assoc[@]})) || return 0
+    printf '%s\n' "${!assoc[@]}" | LC_ALL=C sort
+}
+
+# Writes env, secrets and processes into the new directory $1 (0700, files 0600).
+write_config_files() {
+    local dir=$1 key keys=() xtrace=$- ok=1
+    { set +x; } 2>/dev/null # the values are in the commands below
+    umask 077
+    mapfile -t keys < <(sorted_keys PAYLOAD_ENV)
+    { for key in "${keys[@]}"; do printf '%s=%s\0' "$key" "${PAYLOAD_ENV[$key]}"; done >"$dir/env"; } 2>/dev/null || ok=0
+    mapfile -t keys < <(sorted_keys PAYLOAD_SECRET)
+    { for key in "${keys[@]}"; do printf '%s=%s\0' "$key" "${PAYLOAD_SECRET[$key]}"; done >"$dir/secrets"; } 2>/dev/null || ok=0
+    mapfile -t keys < <(sorted_keys PAYLOAD_PROCESS)
+    { for key in "${keys[@]}"; do printf '%s\0%s\0' "$key" "${PAYLOAD_PROCESS[$key]}"; done >"$dir/processes"; } 2>/dev/null || ok=0
+    umask 022
+    [[ $xtrace != *x* ]] || set -x
+    ((ok)) || die "$E_UNEXPECTED" "cannot write the env into $dir as $(who_am_i) (disk full?); nothing was switched"
+}
+
+# The version a config link points to ("" for none or an incomplete version).
+link_config() {
+    local target
+    target=$(readlink -- "$ROOT/$1" 2>/dev/null) || return 0
+    if [[ $target =~ ^configs/([0-9]{8}T[0-9]{6}-[0-9]{9})$ ]] && config_ok "${BASH_REMATCH[1]}"; then
+        printf '%s' "${BASH_REMATCH[1]}"
+    fi
+}
+
+# A complete version: a real directory whose VERSION holds its name.
+config_ok() {
+    local dir=$ROOT/configs/$1 version=
+    [[ -d $dir && ! -L $dir && -f $dir/VERSION && ! -L $dir/VERSION ]] || return 1
+    { IFS= read -r version || true; } 2>/dev/null <"$dir/VERSION"
+    [[ $version == "$1" ]]
+}
+
+# The version a journal entry points to ("" for none).
+journal_config() {
+    local target
+    target=$(readlink -- "$ROOT/.switch.$1" 2>/dev/null) || return 0
+    [[ ! $target =~ ^configs/(.+)$ ]] || printf '%s' "${BASH_REMATCH[1]}"
+}
+
+# The version has processes (a non-empty processes file).
+has_processes() { [[ -n $1 && -s $ROOT/configs/$1/processes ]]; }
+
+# The container's user: the deploy user's uid:gid, or 10001:10001 when that is root (what
+# setup reports). With --container: what that container runs as (check_container).
+CT_UID=
+CT_GID=
+container_user_default() {
+    if ((EUID == 0)); then
+        CT_UID=${DEFAULT_CONTAINER_USER%%:*} CT_GID=${DEFAULT_CONTAINER_USER#*:}
+    else
+        CT_UID=$EUID
+        CT_GID=$(id -g)
+    fi
+}
+
+# The container must run, and as a user that can read what this deploy user writes.
+check_container() {
+    local info running user
+    run_limited 30 docker inspect --type container --format '{{.State.Running}} {{.Config.User}}' -- "$CONTAINER" ||
+        die "$E_UNEXPECTED" "cannot inspect container $CONTAINER: $(last_output | head -n 1) (is --container right? docker ps lists the containers); nothing was switched"
+    info=$(last_output)
+    running=${info%% *}
+    user=${info#"$running"}
+    user=${user# }
+    [[ $running == true ]] ||
+        die "$E_UNEXPECTED" "container $CONTAINER is not running: start it (docker start $CONTAINER) or run pulumi up; nothing was switched"
+    if [[ ! $user =~ ^[0-9]+:[0-9]+$ ]]; then
+        # A name, a uid alone or the image's default: ask the container.
+        # shellcheck disable=SC2016 # expanded by the container's sh
+        run_limited 30 docker exec "$CONTAINER" sh -c 'echo "$(id -u):$(id -g)"' ||
+            die "$E_UNEXPECTED" "cannot run id in container $CONTAINER: $(last_output | head -n 1); nothing was switched"
+        user=$(last_output)
+        [[ $user =~ ^[0-9]+:[0-9]+$ ]] ||
+            die "$E_UNEXPECTED" "container $CONTAINER: id printed $(show "$user"), not UID:GID; nothing was switched"
+    fi
+    CT_UID=${user%%:*} CT_GID=${user#*:}
+    if ((EUID != 0 && CT_UID != EUID)); then
+        die "$E_DEPENDENCIES" "container $CONTAINER runs as uid $CT_UID, but the app's env, secrets and state directories belong to the deploy user, uid $EUID, and only it can read them: run a container deploy (pulumi up runs the container as the user setup reports); nothing was switched"
+    fi
+}
+
+# configs/ itself: 0700, the container's user's (it must traverse it).
+ensure_configs_dir() {
+    local dir=$ROOT/configs
+    if [[ -L $dir || (-e $dir && ! -d $dir) ]]; then
+        die "$E_UNEXPECTED" "$dir is not a directory (a symlink or a file): remove it; touchdeploy creates it"
+    fi
+    if [[ ! -d $dir ]]; then
+        mkdir -m 700 -- "$dir" 2>/dev/null || die "$E_UNEXPECTED" "cannot create $dir as $(who_am_i)"
+    fi
+    if ((EUID == 0)); then
+        chown -- "$CT_UID:$CT_GID" "$dir" 2>/dev/null || die "$E_UNEXPECTED" "cannot chown $dir to $CT_UID:$CT_GID"
+    fi
+}
+
+OLD_CONFIG=
+NEW_CONFIG=
+CONFIG_MADE=
+TMP_CONFIG=
+
+# The config this release makes live: the payload's, as a new version when it differs from the
+# live one; without --payload, the live one.
+plan_config() {
+    local tmp version
+    NEW_CONFIG=$OLD_CONFIG
+    [[ -n $PAYLOAD ]] || return 0
+    ensure_configs_dir
+    tmp=$ROOT/configs/.tmp-$$
+    rm -rf -- "$tmp" 2>/dev/null || true
+    mkdir -m 700 -- "$tmp" 2>/dev/null ||
+        die "$E_UNEXPECTED" "cannot create $tmp as $(who_am_i) (disk full?); nothing was switched"
+    TMP_CONFIG=$tmp
+    write_config_files "$tmp"
+    if [[ -n $OLD_CONFIG ]] && same_config "$tmp" "$ROOT/configs/$OLD_CONFIG"; then
+        rm -rf -- "$tmp"
+        TMP_CONFIG=
+        return 0
+    fi
+    now
+    version="$(TZ=UTC printf '%(%Y%m%dT%H%M%S)T' "$NOW_S")-${NOW: -9}"
+    { printf '%s' "$version" >"$tmp/VERSION"; } 2>/dev/null ||
+        die "$E_UNEXPECTED" "cannot write $tmp/VERSION (disk full?); nothing was switched"
+    chmod 600 -- "$tmp/VERSION"
+    if ((EUID == 0)); then
+        chown -R -- "$CT_UID:$CT_GID" "$tmp" 2>/dev/null ||
+            die "$E_UNEXPECTED" "cannot chown $tmp to the container's user $CT_UID:$CT_GID"
+    fi
+    mv -T -- "$tmp" "$ROOT/configs/$version"
+    TMP_CONFIG=
+    NEW_CONFIG=$version
+    CONFIG_MADE=$version
+}
+
+same_config() {
+    local f
+    for f in env secrets processes; do
+        cmp -s -- "$1/$f" "$2/$f" 2>/dev/null || return 1
+    done
+}
+
+payload_summary() {
+    printf '%d env, %d secret, %d process' "${#PAYLOAD_ENV[@]}" "${#PAYLOAD_SECRET[@]}" "${#PAYLOAD_PROCESS[@]}"
+}
+
+# What the new env is, for the step lines: "env 20261130T071300-123456789 (3 env, 1 secret,
+# 1 process)" or "env unchanged".
+config_shown() {
+    if [[ $NEW_CONFIG == "$OLD_CONFIG" || -z $PAYLOAD ]]; then
+        printf 'env %s' "${NEW_CONFIG:-none}"
+    else
+        printf 'env %s (%s)' "$NEW_CONFIG" "$(payload_summary)"
+    fi
+}
+
+# A config version no link and no journal entry points to: never live, or no longer reachable.
+config_unreferenced() {
+    local name target
+    for name in config previous-config .switch.config .switch.previous-config .config.new \
+        .previous-config.new; do
+        target=$(readlink -- "$ROOT/$name" 2>/dev/null) || continue
+        [[ $target != "configs/$1" ]] || return 1
+    done
+    return 0
+}
+
+# prune: versions nothing points to (they hold secrets nobody can reach any more).
+prune_configs() {
+    local dir name removed=0
+    [[ -d $ROOT/configs ]] || return 0
+    for dir in "$ROOT"/configs/* "$ROOT"/configs/.tmp-*; do
+        [[ -e $dir || -L $dir ]] || continue
+        name=${dir##*/}
+        [[ $name == .tmp-* ]] || config_unreferenced "$name" || continue
+        if remove_tree "$dir"; then removed=$((removed + 1)); else PRUNE_PROBLEMS+=("could not remove configs/$name ($(last_output | head -n 1))"); fi
+    done
+    CONFIGS_REMOVED=$removed
+}
+
+# ---------------------------------------------------------------------------------------------
+# The release command and the processes run in the app's container (docker exec), through the
+# runtime image's tools (runtime/touchdeploy_tool.py), as the container's user. Killing
+# `docker exec` does not stop what it started in the container: after a deadline or a signal,
+# `touchdeploy-run --stop` does (SIGTERM to the command's process group, SIGKILL 5 s later).
+
+readonly COMMAND_PIDFILE=/tmp/touchdeploy/command.pid
+COMMAND_RUNNING=0
+PROCS_TOUCHED=0
+SYNC_WHY=
+
+# Like run_limited, but the output is streamed to stdout as it comes, each line indented under
+# the step line (and kept in $RUN_DIR/out). A closed stdout does not stop the command.
+run_streamed() {
+    local secs=$1 rc
+    shift
+    # shellcheck disable=SC2016 # run by that bash, with the command as arguments
+    timeout -k 5 "$secs" bash -c 'set -o pipefail; out=$1; shift
+        "$@" 2>&1 </dev/null | {
+            trap "" PIPE
+            while IFS= read -r line || [[ -n $line ]]; do
+                printf "    %s\n" "$line" 2>/dev/null || :
+                printf "%s\n" "$line" >>"$out"
+            done
+        }' touchdeploy "${RUN_DIR:-/dev/null}/${RUN_DIR:+out}" "$@" </dev/null 8<&- 9>&- &
+    CHILD=$!
+    [[ -z $RUN_DIR ]] || : >"$RUN_DIR/out"
+    while :; do
+        rc=0
+        wait "$CHILD" || rc=$?
+        if ((rc > 128)) && kill -0 "$CHILD" 2>/dev/null; then continue; fi
+        break
+    done
+    CHILD=
+    return "$rc"
+}
+
+# The command as one line for a step line.
+command_shown() {
+    if [[ $1 == *[[:cntrl:]]* ]]; then show "$1"; else printf '%s' "$1"; fi
+}
+
+stop_command() {
+    COMMAND_RUNNING=0
+    timeout -k 2 15 docker exec "$CONTAINER" touchdeploy-run --stop "$COMMAND_PIDFILE" --timeout 5 \
+        </dev/null >/dev/null 2>&1 8<&- 9>&- || true
+}
+
+# Once, before the switch: nothing live changes, whatever it does or however it ends.
+step_command() {
+    [[ -n $RELEASE_COMMAND ]] || return 0
+    local dir=$CONTAINER_ROOT/releases/$COMMIT${SUBDIR:+/$SUBDIR} config=$CONTAINER_ROOT/config rc=0 t0 why
+    [[ -z $NEW_CONFIG ]] || config=$CONTAINER_ROOT/configs/$NEW_CONFIG
+    say "command  $(command_shown "$RELEASE_COMMAND") (in $CONTAINER, releases/$(short "$COMMIT")${SUBDIR:+/$SUBDIR}, $(config_shown))"
+    now
+    t0=$NOW
+    COMMAND_RUNNING=1
+    run_streamed "$RELEASE_COMMAND_TIMEOUT" docker exec -w "$dir" "$CONTAINER" touchdeploy-run \
+        --config "$config" --pidfile "$COMMAND_PIDFILE" -- /bin/sh -c "$RELEASE_COMMAND" || rc=$?
+    if ((rc == 0)); then
+        COMMAND_RUNNING=0
+        say "command  done in $(elapsed "$t0")"
+        # It may have taken long: what the server answers now decides how to reload.
+        first_probe
+        return 0
+    fi
+    stop_command
+    why="exit status $rc"
+    ((rc != 124 && rc != 137)) || why="timed out after ${RELEASE_COMMAND_TIMEOUT}s (--release-command-timeout)"
+    say "command  failed ($why) in $(elapsed "$t0")"
+    die "$E_COMMAND" "the release command failed ($why) in container $CONTAINER: nothing was switched, $(release_shown "$OLD_CURRENT" "the live release") and its env still serve; fix the command or the commit (its output is above) and deploy again"
+}
+
+# The process names of a config version, space-separated.
+process_names() {
+    local field fields=() i names=()
+    [[ -n $1 && -f $ROOT/configs/$1/processes ]] || return 0
+    while IFS= read -r -d '' field; do fields+=("$field"); done <"$ROOT/configs/$1/processes"
+    for ((i = 0; i < ${#fields[@]}; i += 2)); do names+=("${fields[i]}"); done
+    printf '%s' "${names[*]}"
+}
+
+# Has supervisord in the container run the live config's processes on the live release (the
+# tool reads what config and current point to): removed ones stop, new ones start, the others
+# restart (SIGTERM, --process-stop-timeout, SIGKILL), each checked to stay up for its startsecs.
+# $1: what for, in the step line. Sets SYNC_WHY on failure.
+sync_processes() {
+    local rc=0 t0 names
+    names=$(process_names "$(link_config config)")
+    say "restart  processes ${names:-(none)}${1:+ ($1)}: SIGTERM, up to ${PROCESS_STOP_TIMEOUT}s, SIGKILL; then each must stay up"
+    now
+    t0=$NOW
+    run_streamed "$((PROCESS_STOP_TIMEOUT + 60))" docker exec "$CONTAINER" touchdeploy-processes sync \
+        --stop-timeout "$PROCESS_STOP_TIMEOUT" --deadline 30 || rc=$?
+    if ((rc == 0)); then
+        say "restart  done in $(elapsed "$t0")"
+        return 0
+    fi
+    SYNC_WHY=$(last_output | sed -n 's/^error: //p' | tail -n 1)
+    [[ -n $SYNC_WHY ]] || SYNC_WHY="touchdeploy-processes exited with status $rc"
+    ((rc != 124 && rc != 137)) || SYNC_WHY="the restart did not finish within $((PROCESS_STOP_TIMEOUT + 60))s"
+    say "restart  failed in $(elapsed "$t0")"
+    return 1
+}
+
+# After the health check: the processes on the new release and env, then the release stands.
+# A process that does not stay up switches everything back (web, env and processes).
+step_restart() {
+    if [[ -n $CONTAINER ]] &&
+        { has_processes "$NEW_CONFIG" || has_processes "$OLD_CONFIG" || [[ -e $ROOT/.switch.processes ]]; }; then
+        # Until they run what is live, the next run restarts them too (even after a SIGKILL).
+        : >"$ROOT/.switch.processes" 2>/dev/null || true
+        PROCS_TOUCHED=1
+        if ! sync_processes "on releases/$(short "$COMMIT"), $(config_shown)"; then
+            history_add failed "$COMMIT"
+            if [[ $PHASE != switched ]]; then
+                die "$E_UNEXPECTED" "the processes do not run on releases/$(short "$COMMIT") ($SYNC_WHY); nothing was switched; see the container's log, fix and deploy again"
+            fi
+            fail "$E_ROLLED_BACK" "$SYNC_WHY"
+        fi
+        boundary restart:done
+        commit_switch
+        rm -f -- "$ROOT/.switch.processes" 2>/dev/null || true
+        return 0
+    fi
+    commit_switch
+}
+
+# ---------------------------------------------------------------------------------------------
 # release / rollback: check everything, switch, touch once, wait until healthy, else switch back.
 
 OLD_CURRENT=
@@ -1598,8 +2125,10 @@ DONE_EARLY=0
 VERB=deploy
 
 # rollback: the release to switch to.
+TARGET_CONFIG=
+
 step_target() {
-    local live previous
+    local live previous live_config
     VERB="roll back to"
     if ((RECOVERED)) && [[ -z $TO ]]; then
         # The interrupted deploy was switched back: that is the rollback asked for.
@@ -1609,7 +2138,7 @@ step_target() {
         if [[ -n $HEALTH_URL ]]; then
             step health "waiting for $(short "$COMMIT") on $HEALTH_SHOWN (up to ${HEALTH_TIMEOUT}s)"
             set_deadline "$HEALTH_TIMEOUT"
-            wait_served "$COMMIT" ||
+            wait_served "$COMMIT" "$(link_config config)" ||
                 die "$E_URGENT" "URGENT: $(short "$COMMIT") is current again but not healthy ($WHY): check the container (docker logs) now"
             step_done healthy
         fi
@@ -1619,18 +2148,23 @@ step_target() {
     fi
     live=$(link_sha current)
     previous=$(link_sha previous)
+    live_config=$(link_config config)
     if [[ -n $TO ]]; then
         release_ok "$TO" ||
             die "$E_MISSING" "release $(short "$TO") is not under $ROOT/releases (pruned or never deployed): deploy it instead"
+        # A release named by hand goes live with the live env.
         COMMIT=$TO
+        TARGET_CONFIG=$live_config
     else
+        # previous and previous-config: what was live, with its env, before the last switch.
         [[ -n $live || -n $previous ]] || die "$E_NOTHING" "nothing is live under $ROOT: nothing to roll back"
         [[ -n $previous ]] || die "$E_NOTHING" "nothing to roll back to: $ROOT has no previous release"
-        [[ $previous != "$live" ]] ||
+        TARGET_CONFIG=$(link_config previous-config)
+        [[ $previous != "$live" || $TARGET_CONFIG != "$live_config" ]] ||
             die "$E_NOTHING" "nothing to roll back to: previous is the live release $(short "$live"); name one with --to SHA"
         COMMIT=$previous
     fi
-    if [[ $COMMIT == "$live" ]]; then
+    if [[ $COMMIT == "$live" && $TARGET_CONFIG == "$live_config" ]]; then
         say "already live: $(short "$COMMIT"); nothing to do"
         DONE_EARLY=1
     fi
@@ -1652,20 +2186,37 @@ step_check() {
     ensure_trigger
     OLD_CURRENT=$(link_sha current)
     OLD_PREVIOUS=$(link_sha previous)
+    OLD_CONFIG=$(link_config config)
     if [[ -z $OLD_CURRENT && -L $ROOT/current && -n $OLD_PREVIOUS ]]; then
         warn "current points to a missing or incomplete release ($(readlink -- "$ROOT/current")): if this fails, switching back goes to previous ($(short "$OLD_PREVIOUS"))"
+    fi
+    container_user_default
+    [[ -z $CONTAINER ]] || check_container
+    if [[ ${SUB_ROW[0]} == rollback ]]; then
+        NEW_CONFIG=$TARGET_CONFIG
+    else
+        plan_config
+    fi
+    if [[ -z $CONTAINER ]] && { has_processes "$NEW_CONFIG" || has_processes "$OLD_CONFIG"; }; then
+        local names=() all
+        read -r -a names <<<"$(process_names "$OLD_CONFIG") $(process_names "$NEW_CONFIG")"
+        all=$(printf '%s\n' "${names[@]}" | LC_ALL=C sort -u)
+        die "$E_USAGE" "the app has processes (${all//$'\n'/ }): give --container NAME, they restart with each release; nothing was switched"
     fi
     first_probe
     if ((GUARD)); then
         dependency_guard
     fi
-    if [[ $OLD_CURRENT == "$COMMIT" ]]; then
-        if [[ -z $HEALTH_URL || ($HTTP_STATUS == 200 && $HTTP_REVISION == "$COMMIT") ]]; then
+    if [[ $OLD_CURRENT == "$COMMIT" && $NEW_CONFIG == "$OLD_CONFIG" ]]; then
+        if [[ -e $ROOT/.switch.processes && -n $CONTAINER ]]; then
+            say "check    the processes may not run $(short "$COMMIT") with the live env (an interrupted run): it is reloaded, checked, and they restart"
+        elif [[ -z $HEALTH_URL ]] || serves "$COMMIT" "$NEW_CONFIG"; then
             say "already live: $(short "$COMMIT")${HEALTH_URL:+ is served by $HEALTH_SHOWN}; nothing to do"
             DONE_EARLY=1
             return 0
+        else
+            say "check    current is $(short "$COMMIT") already, but $HEALTH_SHOWN does not serve it (HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}")${NEW_CONFIG:+, env ${HTTP_CONFIG:-none}}): it is reloaded and checked"
         fi
-        say "check    current is $(short "$COMMIT") already, but $HEALTH_SHOWN does not serve it (HTTP $HTTP_STATUS, revision $(short "${HTTP_REVISION:-none}")): it is reloaded and checked"
     fi
     prepare_switch
 }
@@ -1673,10 +2224,14 @@ step_check() {
 # The new links and the journal, made aside (no marker yet): the switch itself is renames only,
 # and switching back needs no new inode or block (it works on a full disk).
 prepare_switch() {
-    local what
-    rm -f -- "$ROOT/.current.new" "$ROOT/.previous.new" "$ROOT/.switch.current" "$ROOT/.switch.previous"
+    local what code=1 config=1
+    remove_aside_links
+    remove_journal_entries
+    # previous (and previous-config) become what was live, when something valid was.
     NEW_PREVIOUS=${OLD_CURRENT:-$OLD_PREVIOUS}
-    if [[ $OLD_CURRENT == "$COMMIT" ]]; then
+    [[ $OLD_CURRENT != "$COMMIT" ]] || code=0
+    [[ $NEW_CONFIG != "$OLD_CONFIG" ]] || config=0
+    if ((!code && !config)); then
         NEW_PREVIOUS=$OLD_PREVIOUS
         SWITCH_LINKS=0
         return 0
@@ -1684,14 +2239,24 @@ prepare_switch() {
     SWITCH_LINKS=1
     MADE_LINKS=1
     what="the new current"
-    if [[ $OLD_PREVIOUS == "$COMMIT" ]]; then
+    if ((!code)); then
+        : # the same release, with another env
+    elif [[ $OLD_PREVIOUS == "$COMMIT" ]]; then
         copy_link previous .current.new
     else
         ln -s -- "releases/$COMMIT" "$ROOT/.current.new" 2>/dev/null
     fi || switch_not_prepared "$what"
+    what="the new config link"
+    if ((config)); then
+        if [[ -n $NEW_CONFIG ]]; then
+            ln -s -- "configs/$NEW_CONFIG" "$ROOT/.config.new" 2>/dev/null
+        else
+            ln -s none "$ROOT/.config.new" 2>/dev/null
+        fi || switch_not_prepared "$what"
+    fi
     what="the journal"
     if [[ -n $OLD_CURRENT ]]; then
-        copy_link current .previous.new && copy_link current .switch.current
+        copy_link current .previous.new && copy_link current .switch.current && copy_or_none config .previous-config.new
     elif [[ -n $OLD_PREVIOUS && $OLD_PREVIOUS != "$COMMIT" ]]; then
         # current is dangling: a failure switches back to previous, a success keeps previous.
         copy_link previous .switch.current
@@ -1701,11 +2266,18 @@ prepare_switch() {
     else
         ln -s none "$ROOT/.switch.current" 2>/dev/null
     fi || switch_not_prepared "$what"
-    if [[ -L $ROOT/previous ]]; then
-        copy_link previous .switch.previous
+    copy_or_none previous .switch.previous || switch_not_prepared "$what"
+    copy_or_none config .switch.config || switch_not_prepared "$what"
+    copy_or_none previous-config .switch.previous-config || switch_not_prepared "$what"
+}
+
+# $2 a copy of the link $1, or a link to "none" when there is no $1.
+copy_or_none() {
+    if [[ -L $ROOT/$1 ]]; then
+        copy_link "$1" "$2"
     else
-        ln -s none "$ROOT/.switch.previous" 2>/dev/null
-    fi || switch_not_prepared "$what"
+        ln -s none "$ROOT/$2" 2>/dev/null
+    fi
 }
 
 switch_not_prepared() {
@@ -1714,16 +2286,34 @@ switch_not_prepared() {
 
 step_switch() {
     ((SWITCH_LINKS)) || return 0
-    step switch "current -> releases/$(short "$COMMIT")${OLD_CURRENT:+ (was $(short "$OLD_CURRENT"))}"
+    local what
+    if [[ -L $ROOT/.current.new ]]; then
+        what="current -> releases/$(short "$COMMIT")${OLD_CURRENT:+ (was $(short "$OLD_CURRENT"))}"
+    else
+        what="current stays releases/$(short "$COMMIT")"
+    fi
+    [[ ! -L $ROOT/.config.new ]] || what+=", config -> configs/${NEW_CONFIG:-none}${OLD_CONFIG:+ (was $OLD_CONFIG)}"
+    step switch "$what"
     # The journal: from here on, any failure or signal switches back, now or in the next run.
     copy_link .switch.current .switch || switch_not_prepared "the journal"
     PHASE=switched
-    if [[ -L $ROOT/.previous.new ]]; then
-        replace_link .previous.new previous
-    fi
+    switch_link previous-config
+    switch_link previous
     boundary switch:links
-    replace_link .current.new current
+    switch_link config
+    boundary switch:config
+    switch_link current
     step_done
+}
+
+# Renames the link made aside (.NAME.new) over NAME; one to "none" removes NAME.
+switch_link() {
+    [[ -L $ROOT/.$1.new ]] || return 0
+    if [[ $(readlink -- "$ROOT/.$1.new") == none ]]; then
+        rm -f -- "$ROOT/$1" "$ROOT/.$1.new"
+    else
+        replace_link ".$1.new" "$1"
+    fi
 }
 
 step_reload() {
@@ -1746,7 +2336,7 @@ reload_starting_server() {
     deadline=$((NOW + HEALTH_TIMEOUT * 1000000000))
     while :; do
         observe 2
-        if [[ $HTTP_STATUS != 000 && $HTTP_REVISION == "$COMMIT" ]]; then
+        if [[ $HTTP_STATUS != 000 && $HTTP_REVISION == "$COMMIT" && $HTTP_CONFIG == "$NEW_CONFIG" ]]; then
             step_done "it started on releases/$(short "$COMMIT"), no reload needed:"
             TRIGGER_NS=$NOW
             return 0
@@ -1766,16 +2356,12 @@ reload_starting_server() {
 }
 
 step_health() {
-    if [[ -z $HEALTH_URL ]]; then
-        commit_switch
-        return 0
-    fi
-    step health "waiting for $(short "$COMMIT") on $HEALTH_SHOWN (up to ${HEALTH_TIMEOUT}s)"
+    [[ -n $HEALTH_URL ]] || return 0
+    step health "waiting for $(short "$COMMIT")${NEW_CONFIG:+ with env $NEW_CONFIG} on $HEALTH_SHOWN (up to ${HEALTH_TIMEOUT}s)"
     set_deadline "$HEALTH_TIMEOUT"
-    if wait_served "$COMMIT"; then
+    if wait_served "$COMMIT" "$NEW_CONFIG"; then
         out 'healthy %s after the reload\n' "$(elapsed "$TRIGGER_NS")"
         STEP_OPEN=0
-        commit_switch
         return 0
     fi
     close_step "unhealthy: $WHY"
@@ -1783,6 +2369,8 @@ step_health() {
     history_add failed "$COMMIT"
     if [[ $HTTP_STATUS == 200 && -n $HTTP_REVISION && $HTTP_REVISION != "$COMMIT" ]]; then
         why+="; the server never reloaded: does its container mount $ROOT and watch $RELOAD_FILE (TOUCHDEPLOY_RELOAD_FILE)?"
+    elif [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$COMMIT" && $HTTP_CONFIG != "$NEW_CONFIG" ]]; then
+        why+="; the server does not serve env $NEW_CONFIG: does its image apply touchdeploy's env (the runtime image of this version sends X-Touchdeploy-Config)?"
     fi
     if [[ $PHASE != switched ]]; then
         die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT"): it failed its health check ($why), and there is no other release to switch back to: nothing healthy is serving; fix it and deploy again, or run 'touchdeploy.sh rollback --to SHA'"
@@ -1790,11 +2378,12 @@ step_health() {
     undo_switch "it failed its health check ($why)" health
 }
 
-# The release passed its health check (or there is none to pass): it stands.
+# The release passed its health check (or there is none to pass) and its processes run: it
+# stands.
 commit_switch() {
     rm -f -- "$ROOT/.switch"
     PHASE=committed
-    rm -f -- "$ROOT/.switch.current" "$ROOT/.switch.previous" 2>/dev/null || true
+    remove_journal_entries
     history_add live "$COMMIT"
 }
 
@@ -1802,15 +2391,23 @@ commit_switch() {
 # it serves again, 7 when it does not or there was none. $2: why (health, signal or failure).
 # Further signals shorten the wait.
 undo_switch() {
-    local reason=$1 kind=$2 back limit advice
+    local reason=$1 kind=$2 back back_config limit advice what
     PHASE=undoing
     trap - ERR
     set +e
     trap 'undo_signal' INT TERM HUP
     back=$(journal_sha current)
     release_ok "$back" || back=
+    # The env that went with it (a journal from before config links: the live one, unswitched).
+    if [[ -L $ROOT/.switch.config ]]; then
+        back_config=$(journal_config config)
+    else
+        back_config=$(link_config config)
+    fi
     boundary undo:start
-    step switch "back: current -> $(release_shown "$back" "nothing (no release was live)")"
+    what="back: current -> $(release_shown "$back" "nothing (no release was live)")"
+    [[ $back_config == "$(link_config config)" ]] || what+=", config -> configs/${back_config:-none}"
+    step switch "$what"
     if ! restore_links; then
         die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT") ($reason) AND could not switch back ($(who_am_i) cannot write in $ROOT): run 'touchdeploy.sh rollback' as soon as that is fixed"
     fi
@@ -1845,16 +2442,32 @@ undo_switch() {
         die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT"): $reason, and there is no other release to switch back to: nothing healthy is serving; fix it and deploy again, or run 'touchdeploy.sh rollback --to SHA'"
     fi
     if [[ -z $HEALTH_URL ]]; then
-        die "$E_ROLLED_BACK" "could not $VERB $(short "$COMMIT"): $reason; switched back: commit $(short "$back") is current again (not checked: no --health-url); $advice"
+        undo_processes
+        die "$E_ROLLED_BACK" "could not $VERB $(short "$COMMIT"): $reason; switched back: commit $(short "$back") is current again (not checked: no --health-url)$PROCS_BACK; $advice"
     fi
     step health "waiting for $(short "$back") on $HEALTH_SHOWN (up to ${limit}s)"
     set_deadline "$limit"
-    if wait_served "$back"; then
+    if wait_served "$back" "$back_config"; then
         out 'healthy %s after the reload\n' "$(elapsed "$TRIGGER_NS")"
         STEP_OPEN=0
-        die "$E_ROLLED_BACK" "could not $VERB $(short "$COMMIT"): $reason; switched back: commit $(short "$back") is serving again; $advice"
+        undo_processes
+        die "$E_ROLLED_BACK" "could not $VERB $(short "$COMMIT"): $reason; switched back: commit $(short "$back") is serving again$PROCS_BACK; $advice"
     fi
-    die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT") ($reason) AND switching back to $(short "$back") did not become healthy ($WHY): the app is down; check the container (docker logs) now"
+    local why=$WHY
+    undo_processes
+    die "$E_URGENT" "URGENT: could not $VERB $(short "$COMMIT") ($reason) AND switching back to $(short "$back") did not become healthy ($why)$PROCS_BACK: the app is down; check the container (docker logs) now"
+}
+
+# Switching back after the processes were restarted: restart them on what is live again.
+PROCS_BACK=
+undo_processes() {
+    ((PROCS_TOUCHED)) || return 0
+    if sync_processes "back"; then
+        rm -f -- "$ROOT/.switch.processes" 2>/dev/null || true
+        PROCS_BACK=", its processes restarted"
+    else
+        PROCS_BACK=", but its processes did not restart ($SYNC_WHY; the next release restarts them)"
+    fi
 }
 
 # A signal while switching back: finish switching back, but wait at most 5 s more for health.
@@ -1919,7 +2532,11 @@ step_prune() {
     fi
     prune_cache "${#removed[@]}"
     ((${#removed[@]} == 0)) || compact_history
-    step_done "removed ${#removed[@]}${removed[*]:+ (${removed[*]})}"
+    PRUNE_PROBLEMS=()
+    CONFIGS_REMOVED=0
+    prune_configs
+    problems+=("${PRUNE_PROBLEMS[@]}")
+    step_done "removed ${#removed[@]}${removed[*]:+ (${removed[*]})}$( ((CONFIGS_REMOVED == 0)) || printf ' and %d unused env version(s)' "$CONFIGS_REMOVED")"
     for name in "${problems[@]}"; do warn "prune: $name"; done
 }
 
@@ -2059,7 +2676,12 @@ report() {
     local t0=$1
     ((DONE_EARLY)) && [[ ${SUB_ROW[0]} != setup && ${SUB_ROW[0]} != fetch ]] && return 0
     case ${SUB_ROW[0]} in
-    setup) say "setup    $ROOT ready (releases/, shared/, repo.git, $RELOAD_FILE)" ;;
+    setup)
+        say "setup    $ROOT ready (releases/, shared/, repo.git, $RELOAD_FILE${STATE_DIRS[*]:+, state/: ${STATE_DIRS[*]}})"
+        # The container's user (the program runs the container as it): a line of its own.
+        container_user_default
+        say "user $CT_UID:$CT_GID"
+        ;;
     fetch) ((ALREADY_FETCHED)) || say "fetched  $(short "$COMMIT") in $(elapsed "$t0")" ;;
     release | deploy) say "deployed $(short "$COMMIT") in $(elapsed "$t0")" ;;
     rollback) say "rolled back to $(short "$COMMIT") in $(elapsed "$t0")" ;;
@@ -2080,8 +2702,10 @@ scrub_environment() {
 }
 
 main() {
-    # Nothing below may read the script text that bash -s is still reading from stdin.
-    exec </dev/null
+    # Nothing below may read the script text that bash -s is still reading from stdin; fd 8
+    # keeps it for --payload, whose records follow the script (bash -s has read exactly up to
+    # the script's last line when main runs).
+    exec 8<&0 </dev/null
     umask 022
     MAIN_PID=$BASHPID
     scrub_environment
@@ -2119,7 +2743,9 @@ main() {
         CHECK_ONLY=1
         parse_args "$sub" "$@"
         validate_options
-        say "check    $sub: every option is valid"
+        [[ -z $PAYLOAD ]] || read_payload
+        exec 8<&-
+        say "check    $sub: every option is valid${PAYLOAD:+, and the payload ($(payload_summary))}"
         exit 0
         ;;
     esac
@@ -2127,6 +2753,8 @@ main() {
     shift
     parse_args "$sub" "$@"
     validate_options
+    [[ -z $PAYLOAD ]] || read_payload
+    exec 8<&-
     require_tools
     if [[ ${SUB_ROW[0]} == status ]]; then
         cmd_status

@@ -4,6 +4,13 @@
 # of the local `main` branch. Run it again after committing a change: only the release
 # commands are replaced, the container keeps running.
 #
+#   bash scripts/dev.sh [--stack NAME] [pulumi up options...]
+#
+# --stack django runs the Django example instead (Pulumi.django.yaml: examples/django-app on
+# http://localhost:8001, migrated before each switch, with a worker). Its DJANGO_SECRET_KEY is no
+# committed value: on the first run this script generates a random one into the stack's
+# encrypted config (`pulumi config set --secret --path`, the value on stdin, never in argv).
+#
 # On a fresh Debian/Ubuntu machine it brings what it needs, as scripts/test.sh does:
 # - Docker: Debian's docker.io (with git, curl and flock) when run as root, and starts the daemon;
 # - the Pulumi CLI, when neither `pulumi` on PATH nor ~/.pulumi/bin/pulumi exists: Pulumi's
@@ -21,6 +28,16 @@ die() {
   exit 1
 }
 log() { printf 'touchdeploy-dev: %s\n' "$*"; }
+
+# The stack: dev (hello-wsgi) unless --stack names another local one (django).
+stack=dev
+if [[ ${1-} == --stack ]]; then
+  [[ -n ${2-} ]] || die "--stack needs a name (dev or django)"
+  stack=$2
+  shift 2
+fi
+[[ $stack =~ ^[A-Za-z0-9_.-]+$ && -f Pulumi.$stack.yaml ]] ||
+  die "no stack file Pulumi.$stack.yaml here (the local stacks are dev and django)"
 
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
@@ -109,12 +126,28 @@ if ! pulumi whoami >/dev/null 2>&1; then
   mkdir -p .pulumi-local
   log "no Pulumi login: keeping state in .pulumi-local/"
 fi
-# The dev stack holds no secret; an empty passphrase keeps the local backend non-interactive.
+# The local stacks' secrets are generated here for this machine only; an empty passphrase (unless
+# you set one) keeps the local backend non-interactive.
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
 
-pulumi stack select dev 2>/dev/null || pulumi stack init dev
-pulumi up --yes --stack dev "$@"
+pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
 
-url=$(pulumi stack output --stack dev --json hosts | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(Object.values(JSON.parse(s))[0].url))')
+# A secret the stack needs and no one committed: a random value, set once, encrypted in
+# Pulumi.<stack>.yaml (do not commit that file then). On stdin, so it is never in argv or `ps`.
+generate_secret() {
+  local key=$1
+  if ! pulumi config get --stack "$stack" --path "$key" >/dev/null 2>&1; then
+    log "generating a random $key into the $stack stack's encrypted config"
+    node -e 'process.stdout.write(require("crypto").randomBytes(48).toString("base64url"))' |
+      pulumi config set --stack "$stack" --secret --path "$key"
+  fi
+}
+case $stack in
+django) generate_secret 'touchdeploy:secretEnv.DJANGO_SECRET_KEY' ;;
+esac
+
+pulumi up --yes --stack "$stack" "$@"
+
+url=$(pulumi stack output --stack "$stack" --json hosts | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(Object.values(JSON.parse(s))[0].url))')
 log "serving at $url:"
 curl -fsS "$url"

@@ -7,7 +7,17 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseHosts, HostConfig } from "./hosts";
 import { ImageConfig, parseImage } from "./image";
 import { parseRelease, parseRollout, ReleaseConfig, RolloutConfig } from "./release";
-import { checkKeys, ConfigProblem, NAMESPACE, RawConfig, SECRET_KEYS } from "./schema";
+import {
+  checkKeys,
+  CONFIG_KEYS,
+  ConfigKey,
+  ConfigProblem,
+  envValueText,
+  KeySpec,
+  NAMESPACE,
+  RawConfig,
+  SECRET_KEYS,
+} from "./schema";
 import { SectionInput } from "./section";
 import { parseSource, SourceConfig } from "./source";
 
@@ -50,6 +60,11 @@ export interface ConfigContext {
   projectDir: string;
   /** Receives deprecation warnings (default: none). */
   warn?: (message: string) => void;
+  /**
+   * Whether the stack holds a secret key encrypted (default: yes). The CLI tells the program
+   * which keys hold an encrypted value (`PULUMI_CONFIG_SECRET_KEYS`).
+   */
+  encrypted?: (key: ConfigKey) => boolean;
 }
 
 /**
@@ -63,6 +78,7 @@ export function parseConfig(raw: RawConfig, context: ConfigContext): Touchdeploy
     failed,
     problem: (path, message) => problems.push({ path: `${NAMESPACE}:${path}`, message }),
     warn: context.warn ?? (() => undefined),
+    encrypted: context.encrypted ?? (() => true),
   };
   const source = parseSource(input, context);
   const hosts = parseHosts(input, values.appName);
@@ -84,6 +100,11 @@ export interface LoadedConfig {
   githubToken: pulumi.Output<string | undefined>;
   /** `touchdeploy:deployPrivateKey`, for deployKey "provided" (ends with a newline). */
   deployPrivateKey?: pulumi.Output<string>;
+  /**
+   * `touchdeploy:secretEnv`'s values by name (a secret), when it has any; the names are
+   * `config.release.secretEnvNames`.
+   */
+  secretEnv?: pulumi.Output<Record<string, string>>;
 }
 
 /**
@@ -105,11 +126,18 @@ export function loadConfig(projectDir: string = process.cwd()): LoadedConfig {
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (fullKey.startsWith(`${NAMESPACE}:`)) {
       const key = fullKey.slice(NAMESPACE.length + 1);
-      // The secret's value stays out of the raw config (and so out of any error message).
-      raw[key] = (SECRET_KEYS as string[]).includes(key) ? value !== "" : value;
+      const spec = (CONFIG_KEYS as Record<string, KeySpec | undefined>)[key];
+      // A secret's value stays out of the raw config (and so out of any error message), unless
+      // its schema checks the value's shape (and never shows it).
+      raw[key] =
+        (SECRET_KEYS as string[]).includes(key) && !spec?.checksSecretValue ? value !== "" : value;
     }
   }
-  const config = parseConfig(raw, { projectDir, warn: (m) => void pulumi.log.warn(m) });
+  const config = parseConfig(raw, {
+    projectDir,
+    warn: (m) => void pulumi.log.warn(m),
+    encrypted: (key) => isConfigSecret(`${NAMESPACE}:${key}`),
+  });
   const ours = new pulumi.Config(NAMESPACE);
   const sshPrivateKey = config.hosts.some((h) => h.target.kind === "ssh")
     ? ours.requireSecret("sshPrivateKey").apply(normalizePrivateKey)
@@ -121,5 +149,41 @@ export function loadConfig(projectDir: string = process.cwd()): LoadedConfig {
     config.source.deployKey.kind === "provided"
       ? ours.requireSecret("deployPrivateKey").apply(normalizePrivateKey)
       : undefined;
-  return { config, sshPrivateKey, githubToken, deployPrivateKey };
+  // Read only once parseConfig has checked it is a JSON object of valid values: getSecretObject
+  // of a value that is not JSON throws a ConfigTypeError that shows the value (pulumi v3.248.0
+  // sdk/nodejs/config.ts `getObjectImpl`).
+  const secretEnv =
+    config.release.secretEnvNames.length > 0
+      ? pulumi.secret(
+          pulumi
+            .output(ours.requireSecretObject<Record<string, unknown>>("secretEnv"))
+            .apply(secretEnvTexts),
+        )
+      : undefined;
+  return { config, sshPrivateKey, githubToken, deployPrivateKey, secretEnv };
+}
+
+/** The secret environment's values as text (the conversion the schema checked), by name. */
+function secretEnvTexts(values: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(values).sort()) {
+    const value = envValueText(values[name]);
+    if ("problem" in value) {
+      // Unreachable after parseConfig; the value itself is never shown.
+      throw new pulumi.RunError(`touchdeploy:secretEnv.${name}: ${value.problem}`);
+    }
+    out[name] = value.text;
+  }
+  return out;
+}
+
+/**
+ * Whether the CLI gave the program this key as a secret (it lists every key holding an
+ * encrypted value, an object's included, in PULUMI_CONFIG_SECRET_KEYS). @pulumi/pulumi 3.248.0
+ * exports `runtime.isConfigSecret` (sdk/nodejs/runtime/config.ts) but marks it @internal, so its
+ * declaration is not in the package's types; without it, the key counts as encrypted.
+ */
+function isConfigSecret(fullKey: string): boolean {
+  const runtime = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
+  return runtime.isConfigSecret ? runtime.isConfigSecret(fullKey) : true;
 }

@@ -10,7 +10,12 @@
  * path at once (`safeParse` collects all issues), and plain data the generators can read.
  */
 import { z } from "zod";
-import { DEFAULT_RELOAD_FILE, RULES } from "../contract";
+import {
+  DEFAULT_PROCESS_STOP_TIMEOUT,
+  DEFAULT_RELOAD_FILE,
+  RELEASE_COMMAND_ON,
+  RULES,
+} from "../contract";
 import { IPV4_PATTERN } from "../hostSpec";
 
 /** The Pulumi config namespace of this project. */
@@ -26,7 +31,9 @@ export const NAMESPACE = "touchdeploy";
  *   secrets are left undeclared ("undeclared") and read with `requireSecret`;
  * - a typed key's stack value must have that type: `hosts`, a list of objects or shorthand
  *   strings, is declared without a type ("untyped"; project.json allows a declaration without
- *   `type`, and `mergeConfig` validates only typed keys).
+ *   `type`, and `mergeConfig` validates only typed keys). So are `env` (an object: v3.248.0
+ *   knows `type: object`, but an untyped declaration is what every CLI that loads `hosts`
+ *   accepts) and `processes` (strings or objects).
  */
 export type Declaration = "string" | "integer" | "array" | "untyped" | "undeclared";
 
@@ -42,6 +49,11 @@ export interface KeySpec<S extends z.ZodType = z.ZodType> {
   declare: Declaration;
   /** A secret: read only as a secret Output; the schema sees whether it is set. */
   secret?: boolean;
+  /**
+   * For a secret: the schema sees the value itself, to check its shape (`secretEnv`: names and
+   * value types). Its messages never show a value, and its output holds no secret (the names).
+   */
+  checksSecretValue?: boolean;
 }
 
 const show = (v: unknown) => JSON.stringify(v);
@@ -98,6 +110,201 @@ const stringItem = z.string({ error: (iss) => `must be a string, got ${show(iss.
 
 /** Whether a secret is set (loadConfig passes `true`/`false`, never the value). */
 const secretPresence = z.boolean();
+
+/** A JSON value's kind, for messages that must not show the value itself. */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/**
+ * The text of one environment value as the app sees it, or why it has none. Stack YAML may hold
+ * booleans and integers: `pulumi config set --path 'touchdeploy:env.X' true` stores `true` and
+ * `4` as a boolean and an integer (pulumi/pulumi v3.248.0 sdk/go/common/resource/config/
+ * object.go `coerce`, applied to every `--path` value unless `--type string`). Those are
+ * converted to their usual text ("true", "false", "4"), which is what the user typed. Other
+ * numbers are refused: JSON gives the program `1.10` as 1.1 and 12345678901234567890 rounded, so
+ * their text would not be what was typed. Objects, lists and null are refused; so is a NUL
+ * character (the payload's separator, and no environment value can hold one).
+ */
+export function envValueText(value: unknown): { text: string } | { problem: string } {
+  if (typeof value === "string") {
+    return value.includes("\0") ? { problem: "contains a NUL character" } : { text: value };
+  }
+  if (typeof value === "boolean") return { text: String(value) };
+  if (typeof value === "number" && Number.isSafeInteger(value)) return { text: String(value) };
+  if (typeof value === "number") {
+    return {
+      problem:
+        "is a number whose text the program cannot know exactly: quote it in the stack file, or set it with `pulumi config set --type string --path ...`",
+    };
+  }
+  return { problem: `must be a string, got ${kindOf(value)}` };
+}
+
+/** The first reason an environment variable name is refused (the payload's KEY rule), or undefined. */
+export function envNameProblem(name: string): string | undefined {
+  if (!RULES.envName.test(name)) {
+    return "is not an environment variable name (letters, digits and _, not starting with a digit, at most 255)";
+  }
+  const prefix = RULES.reservedEnvPrefixes.find((p) => name.startsWith(p));
+  if (prefix === "UWSGI_") {
+    return "starts with UWSGI_: uWSGI reads those as its own options (set them in the app's uwsgi.ini)";
+  }
+  if (prefix) return `starts with ${prefix}: those names are touchdeploy's own`;
+  return undefined;
+}
+
+/** Bytes of a string as UTF-8 (what the host counts, at most). */
+export const utf8Bytes = (text: string) => Buffer.byteLength(text, "utf8");
+
+/** The first reason one `NAME=value` is too long for execve(2), or undefined. */
+export function envSizeProblem(name: string, value: string): string | undefined {
+  const bytes = utf8Bytes(name) + 1 + utf8Bytes(value);
+  return bytes > RULES.maxArg
+    ? `makes NAME=value ${bytes} bytes: the kernel passes at most ${RULES.maxArg} per variable`
+    : undefined;
+}
+
+/** JSON text parsed (stack config gives objects and lists as JSON text); anything else as is. */
+function parsedJson(raw: unknown): unknown {
+  if (typeof raw !== "string") return raw;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+/** A JSON object, given as an object or as JSON text; undefined for anything else. */
+function jsonObject(raw: unknown): Record<string, unknown> | undefined {
+  const value = parsedJson(raw);
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/** A secret environment as parsing sees it: each name and its value's size in bytes. */
+export type SecretSizes = Record<string, number>;
+
+/**
+ * The app's environment, `{NAME: value}`: names checked by {@link envNameProblem}, values by
+ * {@link envValueText} and {@link envSizeProblem}; the output is sorted by name. A `secret`
+ * environment's messages show names but never values, and its output is only the names and
+ * sizes (the values stay in the secret Output `loadConfig` reads).
+ */
+function environment<Secret extends boolean>(secret: Secret) {
+  return z
+    .unknown()
+    .transform((raw, ctx): Secret extends true ? SecretSizes : Record<string, string> => {
+      const object = jsonObject(raw);
+      if (!object) {
+        const got = secret ? kindOf(parsedJson(raw)) : show(raw);
+        ctx.addIssue({
+          code: "custom",
+          message: `must be an object of NAME: value (set with \`pulumi config set${secret ? " --secret" : ""} --path 'touchdeploy:${secret ? "secretEnv" : "env"}.NAME' VALUE\`), got ${got}`,
+        });
+        return z.NEVER;
+      }
+      const out: Record<string, string> = {};
+      for (const name of Object.keys(object).sort()) {
+        const why = envNameProblem(name);
+        if (why) ctx.addIssue({ code: "custom", path: [name], message: `${show(name)} ${why}` });
+        const value = envValueText(object[name]);
+        const shown = secret ? "the value (not shown: it is a secret)" : show(object[name]);
+        if ("problem" in value) {
+          ctx.addIssue({ code: "custom", path: [name], message: `${shown} ${value.problem}` });
+        } else if (!why) {
+          const tooLong = envSizeProblem(name, value.text);
+          if (tooLong) {
+            ctx.addIssue({
+              code: "custom",
+              path: [name],
+              message: `${secret ? "the value (not shown: it is a secret)" : "the value"} ${tooLong}`,
+            });
+          } else {
+            out[name] = value.text;
+          }
+        }
+      }
+      return (
+        secret ? Object.fromEntries(Object.entries(out).map(([k, v]) => [k, utf8Bytes(v)])) : out
+      ) as Secret extends true ? SecretSizes : Record<string, string>;
+    });
+}
+
+/** A process the container runs next to uWSGI: `{name, command}`, as given or from `NAME COMMAND`. */
+export interface ProcessSpec {
+  name: string;
+  command: string;
+}
+
+/** One `processes` entry: `NAME COMMAND`, or `{name, command}`. */
+const processEntry = z.unknown().transform((raw, ctx): ProcessSpec => {
+  const problem = (message: string, field?: "name" | "command") => {
+    ctx.addIssue({ code: "custom", message, path: field ? [field] : [] });
+    return z.NEVER;
+  };
+  let spec: ProcessSpec;
+  if (typeof raw === "string") {
+    const m = /^\s*(\S+)\s+(\S[\s\S]*?)\s*$/.exec(raw);
+    if (!m)
+      return problem(`${show(raw)} must be "NAME COMMAND", e.g. "worker python3 manage.py worker"`);
+    spec = { name: m[1], command: m[2] };
+  } else if (typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
+    const { name, command, ...rest } = raw as Record<string, unknown>;
+    const extra = Object.keys(rest);
+    if (extra.length > 0)
+      return problem(`unknown field ${show(extra[0])} (a process is {name, command})`);
+    if (typeof name !== "string") return problem(`must be a string, got ${show(name)}`, "name");
+    if (typeof command !== "string")
+      return problem(`must be a string, got ${show(command)}`, "command");
+    spec = { name: name.trim(), command: command.trim() };
+  } else {
+    return problem(`must be "NAME COMMAND" or {name, command}, got ${show(raw)}`);
+  }
+  const field = typeof raw === "string" ? undefined : "name";
+  if (!RULES.processName.test(spec.name)) {
+    return problem(
+      `process name ${show(spec.name)} must be 1-31 lowercase letters, digits or '-', starting with a letter`,
+      field,
+    );
+  }
+  if (RULES.reservedProcessNames.includes(spec.name)) {
+    return problem(`process name ${show(spec.name)} is the container's own (uWSGI)`, field);
+  }
+  const commandField = typeof raw === "string" ? undefined : "command";
+  if (spec.command === "") return problem("the command is empty", commandField);
+  if (RULES.control.test(spec.command)) {
+    return problem(`the command ${show(spec.command)} contains control characters`, commandField);
+  }
+  if (utf8Bytes(spec.command) > RULES.maxArg) {
+    return problem(
+      `the command is ${utf8Bytes(spec.command)} bytes, at most ${RULES.maxArg} (one argument of execve(2)): put a script in the repository and run that`,
+      commandField,
+    );
+  }
+  return spec;
+});
+
+/** A list of distinct values: the second occurrence of a value is reported at its index. */
+function distinct<T>(what: (item: T) => string, noun: string) {
+  return (items: T[], ctx: z.RefinementCtx) => {
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      const key = what(item);
+      if (seen.has(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [i],
+          message: `${noun} ${show(key)} is listed twice`,
+        });
+      }
+      seen.add(key);
+    });
+  };
+}
 
 const appNamePattern = /^[a-z0-9]([a-z0-9_.-]{0,40}[a-z0-9])?$/;
 const branchPattern =
@@ -316,6 +523,78 @@ export const CONFIG_KEYS = {
     description:
       "known_hosts lines the hosts verify the git server with when fetching over SSH (default: github.com's published keys; set yours for GitHub Enterprise).",
   },
+  releaseCommand: {
+    schema: text((v) =>
+      RULES.control.test(v)
+        ? `${show(v)} contains control characters (one line: join commands with &&)`
+        : utf8Bytes(v) > RULES.maxReleaseCommand
+          ? `is ${utf8Bytes(v)} bytes, at most ${RULES.maxReleaseCommand} (the release's command line reaches the shell as one argument): put a script in the repository and run that`
+          : undefined,
+    ),
+    default: "",
+    declare: "string",
+    description:
+      "Shell command run in each release before the switch, in the container (its image, env, secrets and state dirs) as the container's user, in the new release's app directory, e.g. `python3 manage.py migrate --noinput`. If it fails, nothing is switched and the old release keeps serving (exit 9).",
+  },
+  releaseCommandOn: {
+    schema: text((v) =>
+      (RELEASE_COMMAND_ON as readonly string[]).includes(v)
+        ? undefined
+        : `unknown value ${show(v)} (use ${RELEASE_COMMAND_ON.map((o) => show(o)).join(" or ")})`,
+    ),
+    default: "first-host",
+    declare: "string",
+    description:
+      'Where releaseCommand runs. "first-host": in the release of the first host of the rollout only, and every other host\'s release waits for that one (so with rollout "parallel" the first host goes first, then the rest together). "every-host": each host runs it before its own switch.',
+  },
+  env: {
+    schema: environment(false),
+    default: {},
+    declare: "untyped",
+    description:
+      "The app's environment, {NAME: value} (plain text; names not starting with TOUCHDEPLOY_): `pulumi config set --path 'touchdeploy:env.DJANGO_DEBUG' false`. Sent to the hosts with each release; a change is one graceful reload, not a container deploy.",
+  },
+  secretEnv: {
+    schema: environment(true),
+    default: {},
+    declare: "undeclared",
+    secret: true,
+    checksSecretValue: true,
+    description:
+      "Secret. The app's secret environment, {NAME: value}, each value encrypted: `pulumi config set --secret --path 'touchdeploy:secretEnv.DJANGO_SECRET_KEY' VALUE`. Sent to the hosts only on the release command's stdin; a change is one graceful reload, not a container deploy.",
+  },
+  stateDirs: {
+    schema: list(
+      stringItem.superRefine((v, ctx) => {
+        if (!RULES.stateDirName.test(v)) {
+          ctx.addIssue({
+            code: "custom",
+            message: `${show(v)} must be 1-31 lowercase letters, digits, '_' or '-', starting with a letter`,
+          });
+        }
+      }),
+    ).superRefine(distinct((d: string) => d, "state dir")),
+    default: [],
+    declare: "array",
+    description:
+      "Persistent writable directories, e.g. [data, static, media]: <root>/state/<name> on each host, mounted read-write at /srv/state/<name>. They survive every deploy, container replacement and `pulumi destroy`. A change replaces the container (a container deploy).",
+  },
+  processes: {
+    schema: list(processEntry, "a list of processes").superRefine(
+      distinct((p: ProcessSpec) => p.name, "process name"),
+    ),
+    default: [],
+    declare: "untyped",
+    description:
+      'Long-running processes next to uWSGI in the container, from the live release: "NAME COMMAND" or {name, command}, e.g. "worker python3 manage.py worker". Each release restarts them on the new code once web is healthy; one that does not stay up fails the release and the previous release comes back.',
+  },
+  processStopTimeout: {
+    schema: integer(1, 3600),
+    default: DEFAULT_PROCESS_STOP_TIMEOUT,
+    declare: "integer",
+    description:
+      "Seconds a process gets to stop after TERM before it is killed, when processes restart.",
+  },
 } satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -340,8 +619,18 @@ export interface ConfigProblem {
 /** Raw values as found in the stack (strings, numbers, booleans, JSON text), by short name. */
 export type RawConfig = Record<string, unknown>;
 
-function pathText(key: string, path: readonly PropertyKey[]): string {
-  return `${NAMESPACE}:${key}${path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("")}`;
+/**
+ * `touchdeploy:KEY` and a path inside its value as `pulumi config set --path` spells it:
+ * `hosts[1].hostKey`, `env.DJANGO_DEBUG`, and `env["A B"]` for a name that is not an identifier.
+ */
+export function pathText(key: string, path: readonly PropertyKey[]): string {
+  const segment = (p: PropertyKey) =>
+    typeof p === "number"
+      ? `[${p}]`
+      : /^[A-Za-z_][A-Za-z0-9_]*$/.test(String(p))
+        ? `.${String(p)}`
+        : `[${JSON.stringify(String(p))}]`;
+  return `${NAMESPACE}:${key}${path.map(segment).join("")}`;
 }
 
 /**

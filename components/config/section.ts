@@ -9,6 +9,8 @@ export interface SectionInput {
   problem: (path: string, message: string) => void;
   /** Warns without failing (deprecations). */
   warn: (message: string) => void;
+  /** Whether the stack holds the key encrypted (any value in it, for an object). */
+  encrypted: (key: ConfigKey) => boolean;
 }
 
 /** A value as the user should see it in a message. */

@@ -141,6 +141,7 @@ describe(
       assert.deepEqual(report.actions, [
         "create local-setup",
         "create local-fetch",
+        "create local-user",
         "create local-image",
         "create local-container",
         "create local-release",
@@ -155,6 +156,15 @@ describe(
       // The release command's own report: what an operator watching `pulumi up` sees.
       const out = report.commandOutput.get("local-release")?.stdout ?? "";
       assert.match(out, new RegExp(`deployed ${head.slice(0, 12)}`));
+      // The container runs as the user local-user reported (root deploys here: 10001:10001),
+      // the one the host's setup prints too.
+      const user = plain<{ user: string }>(first.get(CONTAINER, "local-container").inputs).user;
+      assert.equal(user, "10001:10001");
+      assert.equal((await docker.getContainer(containerName).inspect()).Config.User, user);
+      assert.match(
+        report.commandOutput.get("local-setup")?.stdout ?? "",
+        new RegExp(`^touchdeploy: user ${user}$`, "m"),
+      );
     });
 
     it("second commit: fetch and release replaced, the same Docker container serves it after one reload", async (t) => {
@@ -178,6 +188,7 @@ describe(
         "same local-setup",
         "create-replacement local-fetch",
         "replace local-fetch",
+        "same local-user",
         "same local-image",
         "same local-container",
         "create-replacement local-release",
@@ -231,6 +242,7 @@ describe(
         "same local-setup",
         "create-replacement local-fetch",
         "replace local-fetch",
+        "same local-user",
         "same local-image",
         "same local-container",
       ]);
@@ -267,6 +279,7 @@ describe(
       // container and the release wait for the fetch, so they are never touched.
       assert.deepEqual(actionsOf(error.steps), [
         "same local-setup",
+        "same local-user",
         "create-replacement local-image",
         "replace local-image",
       ]);
@@ -295,6 +308,7 @@ describe(
         "same local-setup",
         "create-replacement local-fetch",
         "replace local-fetch",
+        "same local-user",
         // Built by the deploy whose fetch failed.
         "same local-image",
         // deleteBeforeReplace (fixed name and port): the release, whose triggers hold the
@@ -338,6 +352,7 @@ describe(
         "delete local-release",
         "delete local-container",
         "delete local-image",
+        "delete local-user",
         "delete local-fetch",
         "delete local-setup",
       ]);

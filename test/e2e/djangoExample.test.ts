@@ -13,8 +13,8 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type Docker from "dockerode";
 import { CONTAINER_PORT, sweepStaleContainers } from "./support/app";
-import { demuxLogs, ensureDocker, followProgress, imageExists } from "./support/docker";
-import { ensureRuntimeImage, REPO_ROOT } from "./support/images";
+import { demuxLogs, ensureDocker } from "./support/docker";
+import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "./support/images";
 import { e2eGate } from "./support/prerequisites";
 import { makeScratchDir, removeTree, waitFor } from "./support/process";
 
@@ -27,65 +27,11 @@ const RELEASE_COMMAND =
 const OWNER_LABEL = "touchdeploy.e2e.pid";
 
 /**
- * The Aptfile rule proposed for runtime/Dockerfile: `NAME` or `NAME/SUITE`; each SUITE is added
- * to apt's sources (same mirror, `main`) before `apt-get install`, which then takes NAME from
- * SUITE and its dependencies from the base release. Until runtime/ has it, the test layers it
- * on the runtime image; then `ensureRuntimeImage({ aptPackages })` replaces this.
+ * The runtime image built for the example's Aptfile: `python3-django/bookworm-backports` is
+ * runtime/Dockerfile's `NAME/SUITE` rule (the suite is added to apt's sources first).
  */
-const BACKPORTS_DOCKERFILE = `ARG RUNTIME_IMAGE
-FROM \${RUNTIME_IMAGE}
-USER root
-ARG APT_PACKAGES=""
-ARG DEBIAN_MIRROR=http://deb.debian.org/debian
-RUN set -eu; \\
-    if [ -n "$APT_PACKAGES" ]; then \\
-        for suite in $(printf '%s\\n' $APT_PACKAGES | sed -n 's|^[^/]*/||p' | sort -u); do \\
-            echo "deb $DEBIAN_MIRROR $suite main" > "/etc/apt/sources.list.d/touchdeploy-$suite.list"; \\
-        done; \\
-        apt-get update; \\
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $APT_PACKAGES; \\
-        rm -rf /var/lib/apt/lists/*; \\
-    fi
-USER app
-`;
-
-/** Aptfile entries (`#` comments, whitespace-separated), checked as the proposed parser would. */
-function aptfileEntries(text: string): string[] {
-  const entries = text
-    .split("\n")
-    .map((line) => line.replace(/#.*/, "").trim())
-    .filter((line) => line !== "")
-    .flatMap((line) => line.split(/\s+/));
-  for (const e of entries) {
-    assert.match(e, /^[a-z0-9][a-z0-9+.-]+(\/[a-z0-9][a-z0-9-]*)?$/, `Aptfile entry ${e}`);
-  }
-  return entries;
-}
-
-/** The runtime image plus the example's Aptfile, built once per runtime image and Aptfile. */
 async function ensureDjangoImage(): Promise<string> {
-  const aptPackages = aptfileEntries(fs.readFileSync(path.join(APP_SOURCE, "Aptfile"), "utf8"));
-  const runtime = await ensureRuntimeImage();
-  const docker = await ensureDocker();
-  const buildargs = { RUNTIME_IMAGE: runtime.tag, APT_PACKAGES: aptPackages.join(" ") };
-  const hash = crypto
-    .createHash("sha256")
-    .update(JSON.stringify([runtime.id, BACKPORTS_DOCKERFILE, buildargs]))
-    .digest("hex");
-  const tag = `touchdeploy-django-example:e2e-${hash.slice(0, 16)}`;
-  if (await imageExists(docker, tag)) return tag;
-  const context = makeScratchDir("django-image");
-  try {
-    fs.writeFileSync(path.join(context, "Dockerfile"), BACKPORTS_DOCKERFILE);
-    const stream = await docker.buildImage(
-      { context, src: ["Dockerfile"] },
-      { t: tag, buildargs, labels: { "touchdeploy.e2e": "true" }, forcerm: true },
-    );
-    await followProgress(docker, stream);
-  } finally {
-    removeTree(context);
-  }
-  return tag;
+  return (await ensureRuntimeImage({ aptPackages: aptPackagesOf(APP_SOURCE) })).tag;
 }
 
 /** A command running in the container (`docker exec`), its output collected as it comes. */

@@ -724,6 +724,7 @@ describe("the program through the engine model (fake providers)", () => {
     assert.deepEqual(actions, [
       "create local-setup",
       "create local-fetch",
+      "create local-user",
       "create local-image",
       "create local-container",
       "create local-release",
@@ -738,6 +739,7 @@ describe("the program through the engine model (fake providers)", () => {
       "same local-setup",
       "create-replacement local-fetch",
       "replace local-fetch",
+      "same local-user",
       "same local-image",
       "same local-container",
       "create-replacement local-release",
@@ -763,6 +765,7 @@ describe("the program through the engine model (fake providers)", () => {
     );
     assert.deepEqual(actionsOf(error.steps), [
       "same local-setup",
+      "same local-user",
       "create-replacement local-image",
       "replace local-image",
     ]);
@@ -775,6 +778,7 @@ describe("the program through the engine model (fake providers)", () => {
       "same local-setup",
       "create-replacement local-fetch",
       "replace local-fetch",
+      "same local-user",
       "same local-image",
       "delete-replaced local-release",
       "delete-replaced local-container",
@@ -795,6 +799,7 @@ describe("the program through the engine model (fake providers)", () => {
       "delete local-release",
       "delete local-container",
       "delete local-image",
+      "delete local-user",
       "delete local-fetch",
       "delete local-setup",
     ]);

@@ -35,8 +35,9 @@ describe("host script: static checks", e2eGate(["bash"]), () => {
     await run("bash", ["-n", HOST_SCRIPT_PATH]);
     const lines = hostScriptText().trimEnd().split("\n");
     assert.equal(lines[lines.length - 1], 'main "$@"');
-    // Top-level statements other than definitions would run while stdin is still being read.
-    assert.match(hostScriptText(), /^main\(\) \{\n(?:.*\n)*? {4}exec <\/dev\/null\n/m);
+    // Top-level statements other than definitions would run while stdin is still being read;
+    // main's first act gives every command /dev/null instead (fd 8 keeps stdin for --payload).
+    assert.match(hostScriptText(), /^main\(\) \{\n(?:.*\n)*? {4}exec 8<&0 <\/dev\/null\n/m);
   });
 
   it("has one table of exit codes, and host/README.md, README.md and --help give the same codes", async () => {

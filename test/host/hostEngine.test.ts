@@ -121,7 +121,7 @@ describe("host engine: vocabulary and tables", hostGate(), () => {
     };
     for (const block of blocks) {
       const name = block.trim().split(/\s+/)[0];
-      const listed = [...block.matchAll(/--([a-z-]+) [A-Z"]/g)].map((m) => m[1]);
+      const listed = [...block.matchAll(/--([a-z-]+) (?:[A-Z"]|stdin)/g)].map((m) => m[1]);
       // The options parse_args accepts, as its error for an unknown option lists them.
       const r = await runScript(["check", name, "--root", "/x", "--no-such-option", "1"]);
       assert.equal(r.code, EXIT.badInput);

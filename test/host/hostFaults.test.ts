@@ -1,20 +1,27 @@
 /**
  * Fault injection: a deploy (and a rollback, and the switch back after a failed health check)
  * is stopped at every step boundary (TOUCHDEPLOY_TEST_PAUSE_AT, see `boundary` in the script:
- * deterministic, no sleeps) and sent SIGTERM, SIGINT, SIGHUP or SIGKILL there. After each, the
- * live release — what `current` points to and what the stand-in server serves — is one that
- * passed its health check: at once for the signals a script can catch, after the next run
- * (which finds the journal) for SIGKILL. Nothing of the run is left behind.
+ * deterministic, no sleeps) and sent SIGTERM, SIGINT, SIGHUP or SIGKILL there. Every run has
+ * the whole of issue 11: a release command, a new env (--payload) and a process, in the fake
+ * docker's container (support/fakedocker.py). After each, the live release and env — what
+ * `current` and `config` point to, what the stand-in server serves (X-Revision and
+ * X-Touchdeploy-Config) and what the process runs on — are a pair that passed its health
+ * check: at once for the signals a script can catch, after the next runs for SIGKILL (any run
+ * switches back from the journal; the next release with --container restarts the processes a
+ * killed run left on the new release). Nothing of the run is left behind.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   APP,
   describeRun,
+  encodePayload,
   EXIT,
   errorLine,
+  fakeDocker,
   hostGate,
   rootState,
   runScript,
@@ -22,6 +29,7 @@ import {
   short,
   Standin,
   startPaused,
+  type FakeDocker,
   type Fixture,
   type RunResult,
 } from "./support/harness";
@@ -42,13 +50,27 @@ const DEPLOY_BOUNDARIES: [string, "before" | "switched" | "committed"][] = [
   ["fetch", "before"],
   ["extract", "before"],
   ["check", "before"],
+  ["command", "before"],
   ["switch", "before"],
   ["switch:links", "switched"],
+  ["switch:config", "switched"],
   ["reload", "switched"],
   ["health", "switched"],
+  ["restart", "switched"],
+  ["restart:done", "switched"],
   ["prune", "committed"],
   ["end", "committed"],
 ];
+
+const NEW_BOUNDARIES = new Set(["command", "switch:config", "restart", "restart:done"]);
+
+/** The env (and process) each release goes with: one version per commit. */
+const payloadOf = (label: string): Buffer =>
+  encodePayload([
+    { env: "STAGE", value: label },
+    { secret: "TOKEN", value: `secret of ${label}` },
+    { process: "worker", command: "exec sleep 600" },
+  ]);
 
 /** The step the script names in its message for a boundary. */
 const stepOf = (point: string): string => point.split(":")[0];
@@ -64,20 +86,31 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
   let next: string;
   /** A commit whose app answers 500: its deploy is switched back. */
   let broken: string;
+  /** The config versions of older and live in the template. */
+  let olderConfig: string;
+  let liveConfig: string;
   let caseNo = 0;
   const results: string[] = [];
 
   before(async () => {
-    fx = await setupFixture("faults", { healthTimeout: 2 });
+    fx = await setupFixture("faults", { healthTimeout: 2, docker: true });
     older = await fx.repo.head();
     live = await fx.repo.commit("live");
-    for (const sha of [older, live]) {
-      const r = await fx.deploy(sha);
+    for (const [sha, label] of [
+      [older, "older"],
+      [live, "live"],
+    ]) {
+      const r = await fx.deploy(sha, ["--payload", "stdin"], { payload: payloadOf(label) });
       assert.equal(r.code, EXIT.ok, describeRun(r));
     }
+    ({ config: liveConfig, previousConfig: olderConfig } = rootState(fx.root) as {
+      config: string;
+      previousConfig: string;
+    });
     broken = await fx.repo.commitBroken();
     next = await fx.repo.commit("next");
-    // The template root: stop its server, so that each case's own stand-in is the only one.
+    // The template root: stop its server and process, so that each case's are the only ones.
+    fx.container().stop();
     await fx.server().stop();
   });
   after(async () => {
@@ -86,8 +119,18 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
     await fx?.cleanup();
   });
 
-  /** A copy of the template root (current = live, previous = older) and a stand-in serving it. */
-  async function freshCase(): Promise<{ root: string; server: Standin; dir: string }> {
+  interface Case {
+    root: string;
+    server: Standin;
+    dir: string;
+    docker: FakeDocker;
+  }
+
+  /**
+   * A copy of the template root (current = live, previous = older, with their envs), a
+   * stand-in serving it and a fake container running its process (as a started container does).
+   */
+  async function freshCase(): Promise<Case> {
     const dir = path.join(fx.dir, `case-${++caseNo}`);
     const root = path.join(dir, "root");
     spawnSync("mkdir", ["-p", dir]);
@@ -95,44 +138,106 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
     assert.equal(cp.status, 0, String(cp.stderr));
     const server = await Standin.start({ dir, root, subdir: APP });
     await server.waitServing(live);
-    return { root, server, dir };
+    const docker = fakeDocker(dir, root, { startsecs: 0.2 });
+    const sync = spawnSync(
+      "docker",
+      ["exec", docker.name, "touchdeploy-processes", "sync", "--stop-timeout", "1"],
+      { env: { ...process.env, ...docker.env }, encoding: "utf8" },
+    );
+    assert.equal(sync.status, 0, sync.stdout + sync.stderr);
+    return { root, server, dir, docker };
   }
 
-  function args(sub: string, root: string, server: Standin, ...extra: string[]): string[] {
-    const base = [sub, "--root", root, "--subdir", APP, "--health-url", server.healthUrl];
+  function args(sub: string, c: Case, ...extra: string[]): string[] {
+    const base = [
+      sub,
+      "--root",
+      c.root,
+      "--subdir",
+      APP,
+      "--health-url",
+      c.server.healthUrl,
+      "--container",
+      c.docker.name,
+    ];
     return sub === "deploy" ? [...base, "--repo", fx.repo.origin, ...extra] : [...base, ...extra];
   }
 
+  /** The deploy of `sha` with its env, a release command and the process. */
+  function deployArgs(c: Case, sha: string, healthTimeout: string): string[] {
+    return args(
+      "deploy",
+      c,
+      "--commit",
+      sha,
+      "--health-timeout",
+      healthTimeout,
+      "--payload",
+      "stdin",
+      "--release-command",
+      "echo migrating",
+      "--process-stop-timeout",
+      "1",
+    );
+  }
+
   /**
-   * After a run ended by a signal: the state the next run leaves (for SIGKILL, after `status`
-   * and a `setup` that finds the journal), with `expected` current and served.
+   * After a run ended by a signal: the state the next runs leave (for SIGKILL: `status`, a
+   * `setup` that finds the journal, then, when the killed run may have left the process on
+   * its release, a release of the live commit and env with --container), with `expected`
+   * current and its env (`expectedConfig`, undefined: a new version, not the previous one)
+   * served and run by the process.
    */
   async function settle(
-    root: string,
-    server: Standin,
+    c: Case,
     sig: Sig,
     expected: string,
+    expectedConfig: string | undefined,
     expectedPrevious: string | null,
+    label: string,
   ): Promise<void> {
     if (sig === "SIGKILL") {
-      const status = await runScript(["status", "--root", root]);
+      const status = await runScript(["status", "--root", c.root]);
       assert.equal(status.code, EXIT.ok, describeRun(status));
       assert.equal(
         status.stdout,
         `${expected}\n`,
         "status names the release that passed its check",
       );
-      const recovered = await runScript(["setup", "--root", root]);
+      const recovered = await runScript(["setup", "--root", c.root]);
       assert.equal(recovered.code, EXIT.ok, describeRun(recovered));
+      if (fs.existsSync(path.join(c.root, ".switch.processes"))) {
+        const again = await runScript(
+          [...args("release", c, "--commit", expected, "--payload", "stdin")],
+          { payload: payloadOf(label), extraEnv: c.docker.env },
+        );
+        assert.equal(again.code, EXIT.ok, describeRun(again));
+        assert.match(again.stdout, /the processes may not run .* \(an interrupted run\)/);
+      }
     }
-    const state = rootState(root);
+    const state = rootState(c.root);
+    const config = expectedConfig ?? state.config;
+    assert.ok(config);
+    if (expectedConfig === undefined) {
+      assert.ok(![liveConfig, olderConfig].includes(config), "a new env version");
+    }
     assert.deepEqual(
-      { current: state.current, previous: state.previous, leftovers: state.leftovers },
-      { current: expected, previous: expectedPrevious, leftovers: [] },
+      {
+        current: state.current,
+        config: state.config,
+        previous: state.previous,
+        leftovers: state.leftovers,
+      },
+      { current: expected, config, previous: expectedPrevious, leftovers: [] },
     );
-    await server.waitServing(expected);
-    const answer = await server.get();
-    assert.deepEqual(answer, { status: 200, revision: expected });
+    await c.server.waitServing(expected);
+    assert.deepEqual(await c.server.answer(), { status: 200, revision: expected, config });
+    const proc = c.docker.running().worker;
+    assert.deepEqual(
+      { revision: proc?.revision, config: proc?.config },
+      { revision: expected, config },
+      "the process runs the live release and env",
+    );
   }
 
   function checkExit(r: RunResult, sig: Sig, code: number, line: string | undefined): void {
@@ -151,17 +256,27 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
     }
   }
 
+  /** What the error line adds when the process was restarted on the release switched from. */
+  const restarted = (point: string): string =>
+    point === "restart:done" ? ", its processes restarted" : "";
+
+  async function cleanupCase(c: Case): Promise<void> {
+    c.docker.stop();
+    await c.server.stop();
+  }
+
   for (const [point, phase] of DEPLOY_BOUNDARIES) {
-    for (const sig of SIGNALS) {
-      it(`deploy, ${sig} at ${point}: the live release passed its health check`, async () => {
-        const { root, server, dir } = await freshCase();
+    // The boundaries of issue 11's steps with SIGTERM and SIGKILL (INT and HUP take the same path).
+    const signals = NEW_BOUNDARIES.has(point) ? (["SIGTERM", "SIGKILL"] as const) : SIGNALS;
+    for (const sig of signals) {
+      it(`deploy, ${sig} at ${point}: the live release and env passed their health check`, async () => {
+        const c = await freshCase();
         try {
-          const loads = server.loads();
-          const run = startPaused(
-            dir,
-            point,
-            args("deploy", root, server, "--commit", next, "--health-timeout", "5"),
-          );
+          const loads = c.server.loads();
+          const run = startPaused(c.dir, point, deployArgs(c, next, "5"), {
+            payload: payloadOf("next"),
+            extraEnv: c.docker.env,
+          });
           await run.paused;
           run.signal(sig);
           const r = await run.run.result;
@@ -174,17 +289,17 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
               sig === "SIGKILL" ? 0 : CATCHABLE[sig],
               `touchdeploy: error: interrupted by ${sig} during the ${step} step: nothing live changed; run it again`,
             );
-            await settle(root, server, sig, live, older);
+            await settle(c, sig, live, liveConfig, older, "live");
             // Nothing was touched: the server never reloaded.
-            assert.equal(server.loads(), loads);
+            assert.equal(c.server.loads(), loads);
           } else if (phase === "switched") {
             checkExit(
               r,
               sig,
               EXIT.rolledBack,
-              `touchdeploy: error: could not deploy ${short(next)}: interrupted by ${sig} during the ${step} step; switched back: commit ${short(live)} is serving again; deploy again when ready`,
+              `touchdeploy: error: could not deploy ${short(next)}: interrupted by ${sig} during the ${step} step; switched back: commit ${short(live)} is serving again${restarted(point)}; deploy again when ready`,
             );
-            await settle(root, server, sig, live, older);
+            await settle(c, sig, live, liveConfig, older, "live");
           } else {
             checkExit(r, sig, EXIT.ok, undefined);
             if (sig !== "SIGKILL") {
@@ -195,11 +310,11 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
                 ),
               );
             }
-            await settle(root, server, sig, next, live);
+            await settle(c, sig, next, undefined, live, "next");
           }
           results.push(`deploy/${point}/${sig}`);
         } finally {
-          await server.stop();
+          await cleanupCase(c);
         }
       });
     }
@@ -208,14 +323,13 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
   // The switch back after a failed health check, interrupted in its turn.
   for (const point of ["undo:start", "undo:links", "undo:reload"]) {
     for (const sig of ["SIGTERM", "SIGKILL"] as const) {
-      it(`switching back from a failed release, ${sig} at ${point}: the old release is live`, async () => {
-        const { root, server, dir } = await freshCase();
+      it(`switching back from a failed release, ${sig} at ${point}: the old release and env are live`, async () => {
+        const c = await freshCase();
         try {
-          const run = startPaused(
-            dir,
-            point,
-            args("deploy", root, server, "--commit", broken, "--health-timeout", "1"),
-          );
+          const run = startPaused(c.dir, point, deployArgs(c, broken, "1"), {
+            payload: payloadOf("broken"),
+            extraEnv: c.docker.env,
+          });
           await run.paused;
           run.signal(sig);
           // A signal while switching back does not end the run: let it go on.
@@ -228,40 +342,49 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
             EXIT.rolledBack,
             `touchdeploy: error: could not deploy ${short(broken)}: it failed its health check (not served with HTTP 200 within 1s (last seen: HTTP 500, revision ${short(broken)})); switched back: commit ${short(live)} is serving again; fix the commit (see the container's log) and deploy again`,
           );
-          await settle(root, server, sig, live, older);
+          await settle(c, sig, live, liveConfig, older, "live");
           results.push(`undo/${point}/${sig}`);
         } finally {
-          await server.stop();
+          await cleanupCase(c);
         }
       });
     }
   }
 
-  for (const [point, phase] of [
-    ["switch:links", "switched"],
-    ["reload", "switched"],
-    ["health", "switched"],
-  ] as const) {
+  for (const point of [
+    "switch:links",
+    "switch:config",
+    "reload",
+    "health",
+    "restart",
+    "restart:done",
+  ]) {
     for (const sig of ["SIGTERM", "SIGKILL"] as const) {
-      it(`rollback, ${sig} at ${point}: the live release passed its health check`, async () => {
-        const { root, server, dir } = await freshCase();
+      it(`rollback, ${sig} at ${point}: the live release and env passed their health check`, async () => {
+        const c = await freshCase();
         try {
-          const run = startPaused(dir, point, args("rollback", root, server));
+          const run = startPaused(
+            c.dir,
+            point,
+            args("rollback", c, "--process-stop-timeout", "1"),
+            {
+              extraEnv: c.docker.env,
+            },
+          );
           await run.paused;
           run.signal(sig);
           const r = await run.run.result;
           run.resume();
-          assert.equal(phase, "switched");
           checkExit(
             r,
             sig,
             EXIT.rolledBack,
-            `touchdeploy: error: could not roll back to ${short(older)}: interrupted by ${sig} during the ${stepOf(point)} step; switched back: commit ${short(live)} is serving again; deploy again when ready`,
+            `touchdeploy: error: could not roll back to ${short(older)}: interrupted by ${sig} during the ${stepOf(point)} step; switched back: commit ${short(live)} is serving again${restarted(point)}; deploy again when ready`,
           );
-          await settle(root, server, sig, live, older);
+          await settle(c, sig, live, liveConfig, older, "live");
           results.push(`rollback/${point}/${sig}`);
         } finally {
-          await server.stop();
+          await cleanupCase(c);
         }
       });
     }

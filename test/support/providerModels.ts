@@ -284,7 +284,7 @@ const bySortedJson = (v: unknown) =>
 /**
  * The `docker_container` fields touchdeploy declares (internal/provider/
  * resource_docker_container.go `resourceDockerContainer` schema at v4.5.0, Pulumi names).
- * ForceNew: name, image, env, volumes, ports, labels, network_mode, log_driver, log_opts.
+ * ForceNew: name, image, user, env, volumes, ports, labels, network_mode, log_driver, log_opts.
  * Updatable (no ForceNew): restart, healthcheck, must_run, wait, destroy_grace_seconds — and
  * the provider's Update applies only restart/max_retry_count/resources and a must_run
  * false->true start (resource_docker_container_funcs.go `resourceDockerContainerUpdate`): a
@@ -293,6 +293,9 @@ const bySortedJson = (v: unknown) =>
 export const CONTAINER_FIELDS: Record<string, FieldRule> = {
   name: { forceNew: true },
   image: { forceNew: true },
+  // ForceNew, and "" (not set) suppresses the diff (the schema's DiffSuppressFunc: "treat \"\"
+  // as a no-op, which is Docker's default value"); Read stores Config.User.
+  user: { forceNew: true, computed: true },
   envs: { forceNew: true, computed: true, normalize: bySortedJson },
   volumes: {
     forceNew: true,
@@ -371,6 +374,8 @@ export interface ContainerInspect {
   State: { Running: boolean };
   Config: {
     Image: string;
+    /** `user` as created (`UID:GID` here). */
+    User?: string;
     Healthcheck?: {
       Test?: string[];
       Interval?: number;
@@ -423,6 +428,8 @@ export function containerOutputs(
   const image = declared.image;
   out.image =
     typeof image === "string" && image.startsWith("sha256:") ? inspect.Image : inspect.Config.Image;
+  // resource_docker_container_funcs.go resourceDockerContainerRead: d.Set("user", Config.User).
+  out.user = inspect.Config.User ?? "";
   out.restart = inspect.HostConfig.RestartPolicy.Name;
   const hc = inspect.Config.Healthcheck;
   if (hc) {

@@ -157,7 +157,7 @@ export function plain<T = unknown>(value: unknown): T {
 /** Stack config as a user would write it in Pulumi.<stack>.yaml (short keys for our namespace). */
 export type StackConfig = Record<
   string,
-  string | number | boolean | (string | Record<string, unknown>)[]
+  string | number | boolean | (string | Record<string, unknown>)[] | Record<string, unknown>
 >;
 
 export interface RunProgramOptions {
@@ -183,6 +183,9 @@ function fullKey(key: string): string {
   return key.includes(":") ? key : `touchdeploy:${key}`;
 }
 
+/** What the mocks' `<host>-user` commands print: the deploy user is root. */
+export const MOCK_CONTAINER_USER_LINE = "touchdeploy: user 10001:10001";
+
 /** The image id the mocks report for an image reference (deterministic). */
 export function mockImageId(ref: string): string {
   return `sha256:${createHash("sha256").update(ref).digest("hex")}`;
@@ -198,7 +201,11 @@ function defaultComputed(type: string, inputs: Record<string, unknown>) {
     }
     case "command:local:Command":
     case "command:remote:Command":
-      return { stdout: "", stderr: "" };
+      // The `<host>-user` command (hostScript.ts containerUserCommand) as root would answer it
+      // (pulumi-command trims the final newline: local/commandOutputs.go `run`).
+      return String(plain(inputs.create)).includes("touchdeploy: user")
+        ? { stdout: MOCK_CONTAINER_USER_LINE, stderr: "" }
+        : { stdout: "", stderr: "" };
     default:
       return {};
   }

@@ -46,6 +46,12 @@ describe("parseConfig defaults", () => {
         health: { path: "/healthz", timeoutSeconds: 60 },
         keepReleases: 5,
         dependencyFiles: ["requirements.txt", "Aptfile"],
+        releaseCommand: undefined,
+        env: {},
+        secretEnvNames: [],
+        stateDirs: [],
+        processes: [],
+        processStopTimeoutSeconds: 10,
       },
       rollout: { strategy: "parallel" },
     });
@@ -301,7 +307,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "typo in a key",
       { repoPath: ".", host: "[]" },
       [
-        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts)",
+        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, env, secretEnv, stateDirs, processes, processStopTimeout)",
       ],
     ],
     [
@@ -493,14 +499,14 @@ describe("what the host script refuses, the config refuses at preview (issue 8 i
       "the reload trigger named like the live release",
       { repoPath: ".", reloadFile: "current" },
       [
-        'touchdeploy:reloadFile: "current" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*)',
+        'touchdeploy:reloadFile: "current" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*, configs, config, previous-config, .config.*, .previous-config.*)',
       ],
     ],
     [
       "the reload trigger named like the lock holder's temporary",
       { repoPath: ".", reloadFile: ".lock.holder.tmp-1" },
       [
-        'touchdeploy:reloadFile: ".lock.holder.tmp-1" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*)',
+        'touchdeploy:reloadFile: ".lock.holder.tmp-1" is one of touchdeploy\'s own names in the app root (releases, current, previous, repo.git, shared, state, .ssh, .history, .lock*, .switch*, .current.*, .previous.*, .tmp-*, configs, config, previous-config, .config.*, .previous-config.*)',
       ],
     ],
     [

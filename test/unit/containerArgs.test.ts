@@ -14,9 +14,11 @@ const spec = {
     appDir: "app",
     reloadFile: ".reload",
     health: { path: "/healthz", timeoutSeconds: 60 },
+    stateDirs: [] as string[],
   },
   image: "sha256:abc",
   fingerprint: "f".repeat(64),
+  user: "1500:1500",
 };
 
 describe("containerArgs", () => {
@@ -37,6 +39,7 @@ describe("containerArgs", () => {
     assert.deepEqual(containerArgs(spec), {
       name: "shop-web1",
       image: "sha256:abc",
+      user: "1500:1500",
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=app",
         `TOUCHDEPLOY_FINGERPRINT=${"f".repeat(64)}`,
@@ -84,5 +87,31 @@ describe("containerArgs", () => {
       release: { ...spec.release, health: { path: "/healthz", timeoutSeconds: 5 } },
     });
     assert.deepEqual(b, a);
+  });
+
+  it("GIVEN state dirs THEN each <root>/state/<name> is mounted read-write at /srv/state/<name>, the app root stays read-only (issue 11)", () => {
+    const args = containerArgs({
+      ...spec,
+      host: { ...spec.host, root: "/srv/touchdeploy/shop/" },
+      release: { ...spec.release, stateDirs: ["data", "static", "media"] },
+    });
+    assert.deepEqual(args.volumes, [
+      { hostPath: "/srv/touchdeploy/shop/", containerPath: "/srv/app", readOnly: true },
+      {
+        hostPath: "/srv/touchdeploy/shop/state/data",
+        containerPath: "/srv/state/data",
+        readOnly: false,
+      },
+      {
+        hostPath: "/srv/touchdeploy/shop/state/static",
+        containerPath: "/srv/state/static",
+        readOnly: false,
+      },
+      {
+        hostPath: "/srv/touchdeploy/shop/state/media",
+        containerPath: "/srv/state/media",
+        readOnly: false,
+      },
+    ]);
   });
 });

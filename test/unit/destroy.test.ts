@@ -22,7 +22,9 @@ describe("`pulumi destroy` on a host: the setup command's delete", () => {
     try {
       const run = (command: string) =>
         spawnSync("/bin/sh", ["-c", command], { input: readHostScript(), encoding: "utf8" });
-      const setup = run(phaseCommand("setup", setupOptions(root, { reloadFile: ".reload" })));
+      const setup = run(
+        phaseCommand("setup", setupOptions(root, { reloadFile: ".reload", stateDirs: [] })),
+      );
       assert.equal(setup.status, 0, setup.stderr);
       fs.writeFileSync(path.join(root, "shared", "settings.py"), "X = 1\n");
       fs.mkdirSync(path.join(root, "state", "media"), { recursive: true });

@@ -60,6 +60,8 @@ case "$1 \${2-}" in
 "stack select") exit 1 ;;
 "up "*) printf 'env PULUMI_BACKEND_URL=%s PULUMI_CONFIG_PASSPHRASE=[%s]\\n' "$PULUMI_BACKEND_URL" "$PULUMI_CONFIG_PASSPHRASE" >> "$LOG" ;;
 "stack output") echo '{"local":{"commit":"c","url":"http://localhost:8000/","container":"hello-wsgi-local"}}' ;;
+"config get") exit "\${FAKE_CONFIG_GET:-1}" ;;
+"config set") printf 'stdin [%s]\n' "$(cat)" >> "$LOG" ;;
 esac
 `;
 
@@ -75,6 +77,13 @@ function sandbox(): Sandbox {
     path.join(project, "scripts", "dev.sh"),
     fs.readFileSync(path.join(PROJECT, "scripts", "dev.sh"), "utf8"),
   );
+  for (const stackFile of ["Pulumi.dev.yaml", "Pulumi.django.yaml"]) {
+    write(
+      path.join(project, stackFile),
+      fs.readFileSync(path.join(PROJECT, stackFile), "utf8"),
+      0o644,
+    );
+  }
   write(path.join(project, "package-lock.json"), "{}", 0o644);
   write(path.join(project, "node_modules", ".package-lock.json"), "{}", 0o644);
   fs.utimesSync(path.join(project, "package-lock.json"), 1_000_000, 1_000_000);
@@ -111,8 +120,8 @@ fi
   return { dir, project, bin, home, log };
 }
 
-function runDev(sb: Sandbox, env: Record<string, string> = {}) {
-  const r = spawnSync("bash", [path.join(sb.project, "scripts", "dev.sh")], {
+function runDev(sb: Sandbox, env: Record<string, string> = {}, args: string[] = []) {
+  const r = spawnSync("bash", [path.join(sb.project, "scripts", "dev.sh"), ...args], {
     encoding: "utf8",
     env: {
       PATH: sb.bin,
@@ -237,5 +246,58 @@ describe("scripts/dev.sh", () => {
         '  export PATH="$(brew --prefix coreutils)/libexec/gnubin:$(brew --prefix)/bin:$PATH"\n' +
         "then run scripts/dev.sh again from that shell.\n",
     );
+  });
+
+  it("GIVEN --stack django on a first run THEN its stack, a random DJANGO_SECRET_KEY set encrypted from stdin (never in argv), then up", () => {
+    fs.copyFileSync(path.join(sb.dir, "fake-pulumi"), path.join(sb.bin, "pulumi"));
+    const r = runDev(sb, {}, ["--stack", "django"]);
+    assert.equal(r.status, 0, r.stderr);
+    const key = "touchdeploy:secretEnv.DJANGO_SECRET_KEY";
+    const secret = /^stdin \[(.*)\]$/.exec(r.calls.find((c) => c.startsWith("stdin ")) ?? "")?.[1];
+    assert.match(secret ?? "", /^[A-Za-z0-9_-]{64}$/, "48 random bytes, base64url");
+    assert.deepEqual(r.calls, [
+      "docker info",
+      "pulumi whoami",
+      "pulumi stack select django",
+      "pulumi stack init django",
+      `pulumi config get --stack django --path ${key}`,
+      `pulumi config set --stack django --secret --path ${key}`,
+      `stdin [${secret}]`,
+      "pulumi up --yes --stack django",
+      `env PULUMI_BACKEND_URL=file://${sb.project}/.pulumi-local PULUMI_CONFIG_PASSPHRASE=[]`,
+      "pulumi stack output --stack django --json hosts",
+      "curl -fsS http://localhost:8000/",
+    ]);
+    assert.ok(!r.calls.some((c) => c.startsWith("pulumi") && c.includes(secret ?? "?")));
+    assert.match(
+      r.stdout,
+      /touchdeploy-dev: generating a random touchdeploy:secretEnv.DJANGO_SECRET_KEY into the django stack's encrypted config\n/,
+    );
+  });
+
+  it("GIVEN --stack django whose secret is set THEN it is kept (nothing generated) and extra options reach `pulumi up`", () => {
+    fs.copyFileSync(path.join(sb.dir, "fake-pulumi"), path.join(sb.bin, "pulumi"));
+    const r = runDev(sb, { FAKE_CONFIG_GET: "0" }, ["--stack", "django", "--diff"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!r.calls.some((c) => c.startsWith("pulumi config set")), r.calls.join("\n"));
+    assert.ok(r.calls.includes("pulumi up --yes --stack django --diff"), r.calls.join("\n"));
+  });
+
+  it("GIVEN the dev stack THEN no secret is generated", () => {
+    fs.copyFileSync(path.join(sb.dir, "fake-pulumi"), path.join(sb.bin, "pulumi"));
+    const r = runDev(sb);
+    assert.ok(!r.calls.some((c) => c.startsWith("pulumi config")), r.calls.join("\n"));
+  });
+
+  it("GIVEN --stack with no name or an unknown stack THEN it says which stacks exist, before anything runs", () => {
+    for (const args of [["--stack"], ["--stack", "staging"], ["--stack", "../x"]]) {
+      const r = runDev(sb, {}, args);
+      assert.equal(r.status, 1);
+      assert.deepEqual(r.calls, []);
+      assert.match(
+        r.stderr,
+        /^touchdeploy-dev: error: (--stack needs a name \(dev or django\)|no stack file Pulumi\.\S+\.yaml here \(the local stacks are dev and django\))\n$/,
+      );
+    }
   });
 });

@@ -7,9 +7,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, parseConfig, RawConfig, TouchdeployConfig } from "../../components/config";
+import { envValueText } from "../../components/config/schema";
 import {
+  encodePayload,
   fetchOptions,
   HOST_SCRIPT_PATH,
+  payloadRecords,
   phaseCommand,
   releaseOptions,
   setupOptions,
@@ -18,8 +21,41 @@ import {
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
 function check(...args: string[]) {
-  const r = spawnSync("bash", [HOST_SCRIPT_PATH, "check", ...args], { encoding: "utf8" });
+  return checkWithStdin("", ...args);
+}
+
+/** `touchdeploy.sh check ARGS` with this stdin (the payload, for `--payload stdin`). */
+function checkWithStdin(stdin: string, ...args: string[]) {
+  const r = spawnSync("bash", [HOST_SCRIPT_PATH, "check", ...args], {
+    encoding: "utf8",
+    input: stdin,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The options the host script knows: the names in its OPTIONS table. */
+const SCRIPT_OPTIONS = new Set(
+  [
+    ...(
+      /^OPTIONS=\(\n([\s\S]*?)^\)/m.exec(fs.readFileSync(HOST_SCRIPT_PATH, "utf8"))?.[1] ?? ""
+    ).matchAll(/^\s*'([a-z-]+)\s*\|/gm),
+  ].map((m) => m[1]),
+);
+
+/** The options (`SUBCOMMAND --name value...`, always in pairs) the script does not know. */
+function unknownOptions(args: string[]): string[] {
+  const names: string[] = [];
+  for (let i = 1; i < args.length; i += 2) names.push(args[i].replace(/^--/, ""));
+  return names.filter((name) => !SCRIPT_OPTIONS.has(name));
+}
+
+/** The argument vector without these options and their values. */
+function withoutOptions(args: string[], names: string[]): string[] {
+  const out = [args[0]];
+  for (let i = 1; i < args.length; i += 2) {
+    if (!names.includes(args[i].replace(/^--/, ""))) out.push(args[i], args[i + 1]);
+  }
+  return out;
 }
 
 describe("touchdeploy.sh check", () => {
@@ -110,6 +146,10 @@ describe("every value the program accepts, the host script's check accepts", () 
       ".lock.holder.tmp-1",
       ".current.tmp-1",
       ".previous.tmp-1",
+      "config",
+      "configs",
+      "previous-config",
+      ".config.new",
       "a b",
       "é",
       "x".repeat(100),
@@ -151,6 +191,48 @@ describe("every value the program accepts, the host script's check accepts", () 
     keepReleases: [1, 1000, 1001],
     bindAddress: ["127.0.0.1", "0.0.0.0", "10.1.2.3", "999.1.1.1", "::1", "localhost"],
     port: [1, 65535, 0, "8080"],
+    // Issue 11: the payload's records and the options around them.
+    env: [
+      { DJANGO_DEBUG: false, WORKERS: 4, _x: "", a1: "é 🚀" },
+      { A: "line1\nline2", B: "k=v", C: `it's "q"`, D: "$(reboot) `id`", E: "-rf", F: "\t\\" },
+      { ["N".repeat(255)]: "x", BIG: "x".repeat(131071 - 4) },
+      { ["N".repeat(256)]: "x" },
+      { UWSGI_PROCESSES: "8" },
+      { TOUCHDEPLOY_ROOT: "/x" },
+      { "1A": "x" },
+      { BIG: "x".repeat(131071 - 3) },
+      { A: "a\u0000b" },
+      { A: { b: 1 } },
+    ],
+    secretEnv: [{ DJANGO_SECRET_KEY: "s3cr3t $(x) 'q' \n é" }, { UWSGI_X: "s" }, { A: 1.5 }],
+    stateDirs: [
+      ["data", "static", "media"],
+      ["a_b-c", "x".repeat(31)],
+      ["x".repeat(32)],
+      ["Data"],
+      ["a/b"],
+      ["-a"],
+      ["data", "data"],
+    ],
+    processes: [
+      ["worker python3 manage.py worker"],
+      [{ name: "a-b", command: "sh -c 'echo $(date)' \"x\" é" }],
+      [`w run ${"x".repeat(131071 - 4)}`],
+      [`w run ${"x".repeat(131071 - 3)}`],
+      ["uwsgi run"],
+      ["Worker run"],
+      [{ name: "w", command: "   " }],
+    ],
+    releaseCommand: [
+      "python3 manage.py migrate --noinput && python3 manage.py collectstatic --noinput",
+      "$(reboot); `id`; 'q' \"q\" é",
+      "-x",
+      "'".repeat(32768),
+      "x".repeat(32769),
+      "a\nb",
+    ],
+    releaseCommandOn: ["every-host", "first-host", "first-batch"],
+    processStopTimeout: [1, 3600, 0, 3601],
   };
   const SHA = "0123456789abcdef0123456789abcdef01234567";
   const FINGERPRINT = "f".repeat(64);
@@ -161,8 +243,35 @@ describe("every value the program accepts, the host script's check accepts", () 
     if (key === "repoUrl") {
       delete raw.repoPath;
     }
-    raw[key] = Array.isArray(value) ? JSON.stringify(value) : value;
+    raw[key] = typeof value === "object" && value !== null ? JSON.stringify(value) : value;
     return raw;
+  }
+
+  /** The secret environment's values of a raw config, as loadConfig would read them. */
+  function secretsOf(raw: RawConfig): Record<string, string> {
+    const json = typeof raw.secretEnv === "string" ? raw.secretEnv : "{}";
+    const object = JSON.parse(json) as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.entries(object).map(([k, v]) => {
+        const text = envValueText(v);
+        return [k, "text" in text ? text.text : ""];
+      }),
+    );
+  }
+
+  /**
+   * The argument vectors (after `bash -s --`) of every phase the program runs on the host, each
+   * with what follows the script on stdin (the release's payload).
+   */
+  function phaseRuns(
+    config: TouchdeployConfig,
+    secrets: Record<string, string> = {},
+  ): { args: string[]; stdin: string }[] {
+    const payload = encodePayload(payloadRecords(config.release, secrets));
+    return phaseArgs(config).map((args) => ({
+      args,
+      stdin: args[0] === "release" ? payload : "",
+    }));
   }
 
   /** The argument vectors (after `bash -s --`) of every phase the program runs on the host. */
@@ -179,8 +288,20 @@ describe("every value the program accepts, the host script's check accepts", () 
         "fetch",
         fetchOptions(host.root, { repoUrl: config.source.repoUrl, commit }, true),
       ),
-      phaseCommand("release", releaseOptions(host, config.release, commit, FINGERPRINT)),
-      phaseCommand("release", releaseOptions(host, config.release, commit, undefined)),
+      phaseCommand(
+        "release",
+        releaseOptions(host, config.release, commit, FINGERPRINT, {
+          container: `${config.appName}-${host.name}`,
+          runsReleaseCommand: true,
+        }),
+      ),
+      phaseCommand(
+        "release",
+        releaseOptions(host, config.release, commit, undefined, {
+          container: `${config.appName}-${host.name}`,
+          runsReleaseCommand: false,
+        }),
+      ),
     ];
     // The command line is run by a shell: parse it the way /bin/sh would.
     return commands.map((line) => {
@@ -201,10 +322,28 @@ describe("every value the program accepts, the host script's check accepts", () 
       }
       if (!config) continue;
       const accepted = config;
-      it(`${key} = ${JSON.stringify(value).slice(0, 60)}: accepted by the config, so by check`, () => {
-        for (const args of phaseArgs(accepted)) {
-          const r = check(...args);
-          assert.equal(r.status, 0, `check ${args.join(" ")}\n${r.stderr}`);
+      const name = `${key} = ${JSON.stringify(value).slice(0, 60)}: accepted by the config, so by check`;
+      const runs = phaseRuns(accepted, secretsOf(rawWith(key, value)));
+      const missing = [...new Set(runs.flatMap((r) => unknownOptions(r.args)))];
+      // The options of issue 11 come with the engine11 track's script: until it is merged,
+      // check what the script knows and report the rest as to do.
+      if (missing.length > 0) {
+        it(`${name} (options the script does not know yet left out)`, () => {
+          for (const run of runs) {
+            const known = withoutOptions(run.args, missing);
+            const r = checkWithStdin(missing.includes("payload") ? "" : run.stdin, ...known);
+            assert.equal(r.status, 0, `check ${known.join(" ")}\n${r.stderr}`);
+          }
+        });
+        it(`${name}: ${missing.map((o) => `--${o}`).join(", ")}`, {
+          todo: `engine11 not merged: the host script does not know ${missing.map((o) => `--${o}`).join(", ")}`,
+        });
+        continue;
+      }
+      it(name, () => {
+        for (const run of runs) {
+          const r = checkWithStdin(run.stdin, ...run.args);
+          assert.equal(r.status, 0, `check ${run.args.join(" ")}\n${r.stderr}`);
         }
       });
     }
@@ -224,6 +363,74 @@ describe("every value the program accepts, the host script's check accepts", () 
         refused.length > 0,
         `${key}: every value accepted, the corpus tests nothing refused`,
       );
+    }
+  });
+});
+
+/**
+ * The release's stdin is the script, then the payload (releaseStdin). bash -s reads the script
+ * line by line: if main ever returned instead of exiting, bash would go on reading the payload
+ * as more script — and a value such as `x; touch FILE` would run. Whatever path main takes
+ * (success, bad options, nothing live, help), the payload must never run.
+ */
+describe("the payload after the script is never run as script", () => {
+  const marker = path.join(os.tmpdir(), `td-payload-ran-${process.pid}`);
+  const payload = encodePayload([
+    ["env", "A", `x\ntouch ${marker}\n`],
+    ["secret", "B", `$(touch ${marker})`],
+    ["process", "w", `run; touch ${marker}`],
+  ]);
+  const root = "/nonexistent/td-root";
+  const cases: [string, string[]][] = [
+    [
+      "check release, valid",
+      [
+        "check",
+        "release",
+        "--root",
+        root,
+        "--commit",
+        SHA,
+        "--container",
+        "c",
+        "--payload",
+        "stdin",
+      ],
+    ],
+    ["check release, a bad option", ["check", "release", "--root", "rel", "--commit", SHA]],
+    [
+      "release, nothing fetched",
+      ["release", "--root", root, "--commit", SHA, "--container", "c", "--payload", "stdin"],
+    ],
+    ["status, nothing live", ["status", "--root", root]],
+    ["--help", ["--help"]],
+    ["an unknown subcommand", ["frobnicate"]],
+  ];
+  for (const [what, args] of cases) {
+    it(`GIVEN ${what} THEN the payload does not run`, () => {
+      fs.rmSync(marker, { force: true });
+      const script = fs.readFileSync(HOST_SCRIPT_PATH, "utf8");
+      // As pulumi-command runs the release locally: /bin/sh -c LINE, the stdin given.
+      const r = spawnSync("/bin/sh", ["-c", `bash -s -- ${args.map((a) => `'${a}'`).join(" ")}`], {
+        input: script + payload,
+        encoding: "utf8",
+      });
+      assert.notEqual(r.status, null, r.stderr);
+      assert.equal(fs.existsSync(marker), false, `the payload ran (exit ${r.status}): ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /command not found/);
+    });
+  }
+
+  it("GIVEN a stand-in script whose main returns THEN the payload runs: the check above can fail", () => {
+    fs.rmSync(marker, { force: true });
+    spawnSync("/bin/sh", ["-c", "bash -s -- x"], {
+      input: 'main() { :; }\nmain "$@"\n' + payload,
+      encoding: "utf8",
+    });
+    try {
+      assert.equal(fs.existsSync(marker), true);
+    } finally {
+      fs.rmSync(marker, { force: true });
     }
   });
 });

@@ -63,7 +63,13 @@ describe("releaseOptions", () => {
     health: { path: "/healthz", timeoutSeconds: 30 },
     keepReleases: 3,
     dependencyFiles: ["requirements.txt", "Aptfile"],
+    env: {},
+    secretEnvNames: [],
+    stateDirs: [],
+    processes: [],
+    processStopTimeoutSeconds: 10,
   };
+  const run = { container: "shop-web1", runsReleaseCommand: true };
   const sha = "c".repeat(40);
   it("GIVEN a port published on 0.0.0.0 THEN the host polls 127.0.0.1 (0.0.0.0 is no address to connect to)", () => {
     assert.deepEqual(
@@ -72,6 +78,7 @@ describe("releaseOptions", () => {
         release,
         sha,
         "f".repeat(64),
+        run,
       ),
       {
         root: "/srv/a",
@@ -83,6 +90,10 @@ describe("releaseOptions", () => {
         keep: 3,
         "dependency-files": "requirements.txt Aptfile",
         "container-fingerprint": "f".repeat(64),
+        container: "shop-web1",
+        "release-command": undefined,
+        "process-stop-timeout": 10,
+        payload: "stdin",
       },
     );
   });
@@ -92,6 +103,7 @@ describe("releaseOptions", () => {
       release,
       sha,
       undefined,
+      run,
     );
     assert.equal(o["health-url"], "http://10.0.0.5:80/healthz");
   });
@@ -101,6 +113,7 @@ describe("releaseOptions", () => {
       release,
       sha,
       undefined,
+      run,
     );
     assert.equal(o["dependency-files"], undefined);
     assert.equal(o["container-fingerprint"], undefined);

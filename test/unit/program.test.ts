@@ -29,6 +29,8 @@ import {
 } from "../support/pulumiProgram";
 
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOhMwkhduvpYBsb1FQUL5gKNM9Iiy376AI435kGEPwua";
+/** A host script for components built in a test: it ends with the line the payload follows. */
+const SCRIPT = 'main() { echo script; exit 0; }\nmain "$@"\n';
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
@@ -165,6 +167,7 @@ describe("the dev stack (one local host)", () => {
         "touchdeploy:index:HostDeployment local",
         "pulumi:providers:docker local-docker",
         `${LOCAL_CMD} local-setup`,
+        `${LOCAL_CMD} local-user`,
         `${IMAGE} local-image`,
         `${LOCAL_CMD} local-fetch`,
         `${CONTAINER} local-container`,
@@ -172,7 +175,7 @@ describe("the dev stack (one local host)", () => {
       ].sort(),
     );
     const host = run.get("touchdeploy:index:HostDeployment", "local");
-    for (const child of ["local-setup", "local-fetch", "local-release"]) {
+    for (const child of ["local-setup", "local-user", "local-fetch", "local-release"]) {
       assert.equal(run.get(LOCAL_CMD, child).parentUrn, host.urn);
     }
   });
@@ -198,6 +201,8 @@ describe("the dev stack (one local host)", () => {
     assert.deepEqual(container, {
       name: "hello-wsgi-local",
       image: mockImageId(imageName),
+      // What the mocks' local-user command printed (MOCK_CONTAINER_USER_LINE: root deploys).
+      user: "10001:10001",
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=examples/hello-wsgi",
         `TOUCHDEPLOY_FINGERPRINT=${expectedFingerprint(repo.c1)}`,
@@ -279,9 +284,12 @@ describe("the dev stack (one local host)", () => {
       release.create,
       `bash -s -- release --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
         " --reload-file .reload --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
-        ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${expectedFingerprint(repo.c1)}`,
+        ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${expectedFingerprint(repo.c1)}` +
+        " --container hello-wsgi-local --process-stop-timeout 10 --payload stdin",
     );
     assert.deepEqual(release.triggers, [repo.c1, "local-container-id"]);
+    // No env, secrets or processes: the script, then an empty payload (none on the host).
+    assert.equal(release.stdin, script);
     for (const name of ["local-fetch", "local-release"]) {
       // Replaced per commit: a delete would run after the next commit's create (FACTS.md).
       assert.equal(inputs(run.get(LOCAL_CMD, name)).delete, undefined, `${name}: no delete`);
@@ -412,7 +420,7 @@ describe("a dependency change is a container deploy", () => {
     });
     assert.match(
       String(inputs(run.get(LOCAL_CMD, "local-release")).create),
-      new RegExp(`--container-fingerprint ${expectedFingerprint(repo.c3)}$`),
+      new RegExp(`--container-fingerprint ${expectedFingerprint(repo.c3)} `),
     );
   });
 
@@ -732,7 +740,7 @@ describe("preview", () => {
     }
     try {
       const run = await runProgram({ config: devConfig(), preview: true });
-      assert.equal(run.ofType(LOCAL_CMD).length, 3);
+      assert.equal(run.ofType(LOCAL_CMD).length, 4);
       assert.equal(run.outputs.commit, repo.c2);
     } finally {
       for (const [fn, original] of originals) {
@@ -1034,9 +1042,14 @@ describe("the components from another program (issue 8 item 17)", () => {
             health: { path: "/healthz", timeoutSeconds: 60 },
             keepReleases: 5,
             dependencyFiles: [],
+            env: {},
+            secretEnvNames: [],
+            stateDirs: [],
+            processes: [],
+            processStopTimeoutSeconds: 10,
           },
           rollout: { strategy: "parallel" },
-          hostScript: "echo script",
+          hostScript: SCRIPT,
           operatorSshDir: (host) => path.join(home, "other-program", host),
         });
         return { hosts: app.summary };
@@ -1122,10 +1135,15 @@ describe("the fetch key's stdin is a secret whatever the caller passes (issue 9)
             health: { path: "/healthz", timeoutSeconds: 60 },
             keepReleases: 5,
             dependencyFiles: [],
+            env: {},
+            secretEnvNames: [],
+            stateDirs: [],
+            processes: [],
+            processStopTimeoutSeconds: 10,
           },
           image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
           fingerprint: "unmanaged",
-          hostScript: "echo script",
+          hostScript: SCRIPT,
         });
         return {};
       },

@@ -82,12 +82,43 @@ describe("aptPackages", () => {
   });
   it("GIVEN anything that is not a Debian package name THEN it refuses: the list reaches apt-get in a shell", () => {
     assert.throws(() => aptPackages("python3-yaml\n$(reboot)\n"), {
-      message: 'Aptfile: "$(reboot)" is not a Debian package name',
+      message: 'Aptfile: "$(reboot)" is not a Debian package name (NAME or NAME/SUITE)',
     });
     assert.throws(() => aptPackages("-o APT::x\n"), {
-      message: 'Aptfile: "-o" is not a Debian package name',
+      message: 'Aptfile: "-o" is not a Debian package name (NAME or NAME/SUITE)',
     });
   });
+  it("GIVEN NAME/SUITE (apt-get's PKG/RELEASE) THEN kept as written, e.g. Django 4.2 from bookworm-backports", () => {
+    assert.deepEqual(aptPackages("python3-django/bookworm-backports\nlibjs-jquery\ng++/sid\n"), [
+      "python3-django/bookworm-backports",
+      "libjs-jquery",
+      "g++/sid",
+    ]);
+    // The example's own Aptfile.
+    assert.deepEqual(
+      aptPackages(fs.readFileSync(path.join(PROJECT, "examples/django-app/Aptfile"), "utf8")),
+      ["python3-django/bookworm-backports", "libjs-jquery"],
+    );
+  });
+  for (const bad of [
+    "pkg/",
+    "pkg/Bookworm",
+    "pkg/a/b",
+    "pkg/../x",
+    "pkg;x",
+    "pkg/$(x)",
+    "/bookworm",
+    "pkg/-x",
+    "pkg/.",
+    "pkg/bookworm;reboot",
+    "p",
+  ]) {
+    it(`GIVEN ${JSON.stringify(bad)} THEN refused, naming it`, () => {
+      assert.throws(() => aptPackages(`libjs-jquery\n${bad}\n`), {
+        message: `Aptfile: ${JSON.stringify(bad)} is not a Debian package name (NAME or NAME/SUITE)`,
+      });
+    });
+  }
 });
 
 describe("runtimeContextHash: where the build context sits", () => {

@@ -131,6 +131,7 @@ describe("Pulumi.yaml", () => {
     assert.deepEqual(cliProblems(project()), []);
     assert.deepEqual(cliProblems(project(), stackConfig("Pulumi.dev.yaml")), []);
     assert.deepEqual(cliProblems(project(), stackConfig("Pulumi.prod.yaml")), []);
+    assert.deepEqual(cliProblems(project(), stackConfig("Pulumi.django.yaml")), []);
   });
 
   it("GIVEN what Pulumi.yaml declared before (issue 8 items 1-2) THEN the rules report it: they can fail", () => {
@@ -175,6 +176,32 @@ describe("Pulumi.yaml", () => {
     assert.ok(
       !keys.includes("touchdeploy:sshPrivateKey") && !keys.includes("touchdeploy:deployPrivateKey"),
     );
+  });
+
+  it("declares env and processes without a type and leaves secretEnv undeclared: the Django stack's values pass the CLI (issue 11)", () => {
+    const config = project().config;
+    assert.equal(config["touchdeploy:env"].type, undefined);
+    assert.deepEqual(config["touchdeploy:env"].default, {});
+    assert.equal(config["touchdeploy:processes"].type, undefined);
+    assert.equal(config["touchdeploy:secretEnv"], undefined);
+    assert.deepEqual(config["touchdeploy:stateDirs"], {
+      type: "array",
+      items: { type: "string" },
+      default: [],
+      description: CONFIG_KEYS.stateDirs.description,
+    });
+    // As `pulumi config set --path` writes them: booleans and integers typed, a secret as
+    // {secure: ...} inside the object (undeclared keys are not validated, config.go).
+    const django = {
+      "touchdeploy:env": { DJANGO_DEBUG: false, WEB_CONCURRENCY: 2, DJANGO_LOG_LEVEL: "INFO" },
+      "touchdeploy:secretEnv": { DJANGO_SECRET_KEY: { secure: "v1:abc" } },
+      "touchdeploy:stateDirs": ["data", "static", "media"],
+      "touchdeploy:processes": ["worker python3 manage.py worker", { name: "b", command: "c" }],
+      "touchdeploy:processStopTimeout": 10,
+      "touchdeploy:releaseCommand": "python3 manage.py migrate --noinput",
+      "touchdeploy:releaseCommandOn": "first-host",
+    };
+    assert.deepEqual(cliProblems(project(), django), []);
   });
 
   it("declares hosts without a type, so both its object and its string form pass the CLI", () => {
@@ -241,5 +268,48 @@ describe("the committed stacks", () => {
     );
     assert.deepEqual(config.rollout, { strategy: "rolling", batchSize: 1 });
     assert.equal(config.source.kind, "github");
+  });
+
+  it("django: examples/django-app on localhost:8001 with its env, state dirs, worker and release command; no secret committed", () => {
+    const text = read("Pulumi.django.yaml");
+    assert.doesNotMatch(text, /secure:|encryptionsalt|DJANGO_SECRET_KEY:/);
+    // Valid once dev.sh (or the operator) has set the secret key, encrypted.
+    const config = parseConfig(
+      {
+        ...rawConfigOf("Pulumi.django.yaml"),
+        secretEnv: JSON.stringify({ DJANGO_SECRET_KEY: "generated" }),
+      },
+      { projectDir: ROOT, warn: (m) => assert.fail(`unexpected warning: ${m}`) },
+    );
+    assert.equal(config.appName, "django-app");
+    assert.equal(config.source.repoUrl, ROOT);
+    assert.equal(config.release.appDir, "examples/django-app");
+    assert.deepEqual(
+      config.hosts.map((h) => [h.name, h.target.kind, h.port, h.bindAddress, h.root]),
+      [["local", "local", 8001, "127.0.0.1", "/var/tmp/touchdeploy/django-app"]],
+    );
+    assert.deepEqual(config.release.env, {
+      DJANGO_ALLOWED_HOSTS: "localhost,127.0.0.1,[::1]",
+      DJANGO_DEBUG: "false",
+      DJANGO_LOG_LEVEL: "INFO",
+    });
+    assert.deepEqual(config.release.secretEnvNames, ["DJANGO_SECRET_KEY"]);
+    assert.deepEqual(config.release.stateDirs, ["data", "static", "media"]);
+    assert.deepEqual(config.release.processes, [
+      { name: "worker", command: "python3 manage.py worker" },
+    ]);
+    // The example's README gives these two.
+    const exampleReadme = read("examples/django-app/README.md");
+    assert.deepEqual(config.release.releaseCommand, {
+      command: "python3 manage.py migrate --noinput && python3 manage.py collectstatic --noinput",
+      on: "first-host",
+    });
+    assert.ok(exampleReadme.includes(config.release.releaseCommand?.command ?? "?"));
+    assert.ok(exampleReadme.includes("worker python3 manage.py worker"));
+    // Another port and root than dev: both stacks run side by side.
+    const dev = parseConfig(rawConfigOf("Pulumi.dev.yaml"), { projectDir: ROOT });
+    assert.notEqual(dev.hosts[0].port, config.hosts[0].port);
+    assert.notEqual(dev.hosts[0].root, config.hosts[0].root);
+    assert.notEqual(dev.appName, config.appName);
   });
 });

@@ -34,6 +34,12 @@ export interface AppContainerOptions {
   reloadFile?: string;
   /** TOUCHDEPLOY_FINGERPRINT (default: the image's, `unmanaged`). */
   fingerprint?: string;
+  /** The container's user, `UID:GID` (default: the image's, 10001); what `setup` reports. */
+  user?: string;
+  /** More bind mounts, `host:container[:ro]` (state directories). */
+  binds?: string[];
+  /** More environment, `KEY=VALUE`. */
+  env?: string[];
 }
 
 export interface AppContainer {
@@ -92,15 +98,17 @@ export async function startAppContainer(opts: AppContainerOptions): Promise<AppC
     `TOUCHDEPLOY_APP_SUBDIR=${opts.subdir}`,
     ...(opts.reloadFile ? [`TOUCHDEPLOY_RELOAD_FILE=${opts.reloadFile}`] : []),
     ...(opts.fingerprint ? [`TOUCHDEPLOY_FINGERPRINT=${opts.fingerprint}`] : []),
+    ...(opts.env ?? []),
   ];
   const container = await docker.createContainer({
     name,
     Image: opts.image,
     Env: env,
+    ...(opts.user ? { User: opts.user } : {}),
     Labels: { [OWNER_LABEL]: String(process.pid) },
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     HostConfig: {
-      Binds: [`${opts.root}:/srv/app:ro`],
+      Binds: [`${opts.root}:/srv/app:ro`, ...(opts.binds ?? [])],
       // HostPort "" lets Docker pick a free port; we read it back below.
       PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
     },

@@ -20,9 +20,12 @@ export class TestRepo {
   readonly origin: string;
   /** The work tree commits are made in. */
   readonly work: string;
+  /** The app's directory in the repository (APP_SUBDIR unless created with another app). */
+  readonly appSubdir: string;
   private readonly env: NodeJS.ProcessEnv;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, appSubdir: string) {
+    this.appSubdir = appSubdir;
     this.origin = path.join(dir, "origin.git");
     this.work = path.join(dir, "work");
     // Our own global config: identity, branch name, and safe.directory=* because the origin
@@ -44,19 +47,22 @@ export class TestRepo {
   }
 
   /**
-   * Creates `dir/origin.git` and `dir/work` with one commit holding the example app under
-   * APP_SUBDIR, pushed to `main`. Returns the repository; `head()` is that commit.
+   * Creates `dir/origin.git` and `dir/work` with one commit holding an example app (default
+   * hello-wsgi, APP_SUBDIR; `app: "examples/django-app"` for that one, at the same path),
+   * pushed to `main`. Returns the repository; `head()` is that commit.
    */
-  static async create(dir: string): Promise<TestRepo> {
+  static async create(dir: string, opts: { app?: string } = {}): Promise<TestRepo> {
     fs.mkdirSync(dir, { recursive: true });
-    const repo = new TestRepo(dir);
+    const appSubdir = opts.app ?? APP_SUBDIR;
+    const repo = new TestRepo(dir, appSubdir);
     await repo.git(dir, "init", "--quiet", "--bare", repo.origin);
     await repo.git(dir, "init", "--quiet", repo.work);
     await repo.git(repo.work, "remote", "add", "origin", repo.origin);
-    fs.cpSync(path.join(REPO_ROOT, APP_SUBDIR), path.join(repo.work, APP_SUBDIR), {
+    fs.cpSync(path.join(REPO_ROOT, appSubdir), path.join(repo.work, appSubdir), {
       recursive: true,
+      filter: (src) => path.basename(src) !== "__pycache__",
     });
-    await repo.commit("Add hello-wsgi");
+    await repo.commit(`Add ${path.basename(appSubdir)}`);
     return repo;
   }
 
@@ -72,13 +78,18 @@ export class TestRepo {
 
   /** Writes a file of the app (relative to APP_SUBDIR): text, or raw bytes. */
   writeAppFile(relativePath: string, content: string | Buffer): void {
-    const file = path.join(this.work, APP_SUBDIR, relativePath);
+    const file = path.join(this.work, this.appSubdir, relativePath);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, content);
   }
 
   readAppFile(relativePath: string): string {
-    return fs.readFileSync(path.join(this.work, APP_SUBDIR, relativePath), "utf8");
+    return fs.readFileSync(path.join(this.work, this.appSubdir, relativePath), "utf8");
+  }
+
+  /** Removes a file of the app (relative to its directory). */
+  removeAppFile(relativePath: string): void {
+    fs.rmSync(path.join(this.work, this.appSubdir, relativePath));
   }
 
   /** Commits everything and pushes `main` (forced when asked); returns the new SHA. */
@@ -124,7 +135,7 @@ export class TestRepo {
 
   /** A Debian dependency: a package line appended to the app's Aptfile. Returns the new SHA. */
   async commitAptPackage(debianPackage: string): Promise<string> {
-    const file = path.join(this.work, APP_SUBDIR, "Aptfile");
+    const file = path.join(this.work, this.appSubdir, "Aptfile");
     const before = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
     this.writeAppFile("Aptfile", `${before}${debianPackage}\n`);
     return this.commit(`Need Debian package ${debianPackage}`);

@@ -23,6 +23,8 @@ export const EXIT = {
   rolledBack: 6,
   urgent: 7,
   lockTimeout: 8,
+  /** The release command failed or timed out: nothing was switched. */
+  releaseCommand: 9,
   /** Interrupted by SIGHUP, SIGINT or SIGTERM before the switch: nothing live changed. */
   hangup: 129,
   interrupt: 130,
@@ -40,22 +42,24 @@ export function hostScriptText(): string {
  */
 export const hostScriptCommand = bashStdinCommand;
 
-/** Starts the script locally through `/bin/sh -c` with the script on stdin. */
-export function startHostScript(
-  args: readonly string[],
-  opts: Omit<RunOptions, "input"> = {},
-): Started {
+/** Options of a local run: the script's stdin is its text, then `payload` (--payload stdin). */
+export type HostScriptRunOptions = Omit<RunOptions, "input"> & { payload?: Buffer };
+
+/** Starts the script locally through `/bin/sh -c` with the script (and payload) on stdin. */
+export function startHostScript(args: readonly string[], opts: HostScriptRunOptions = {}): Started {
+  const { payload, ...rest } = opts;
+  const script = Buffer.from(hostScriptText(), "utf8");
   return start("/bin/sh", ["-c", hostScriptCommand(args)], {
     timeoutMs: 180_000,
-    ...opts,
-    input: hostScriptText(),
+    ...rest,
+    input: payload ? Buffer.concat([script, payload]) : script,
   });
 }
 
 /** Runs the script locally to completion (never throws on a non-zero exit: check `code`). */
 export function runHostScript(
   args: readonly string[],
-  opts: Omit<RunOptions, "input" | "check"> = {},
+  opts: Omit<HostScriptRunOptions, "check"> = {},
 ): Promise<RunResult> {
   return startHostScript(args, opts).result;
 }
@@ -102,4 +106,28 @@ export function errorLines(stderr: string): string[] {
 /** A readable account of a run, for assertion messages. */
 export function describeRun(r: RunResult): string {
   return `exit ${r.code ?? r.signal} after ${r.durationMs} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+}
+
+/** One record of the `--payload stdin` format: an env variable, a secret or a process. */
+export type PayloadRecord =
+  | { env: string; value: string | Buffer }
+  | { secret: string; value: string | Buffer }
+  | { process: string; command: string };
+
+/**
+ * The bytes `--payload stdin` reads after the script: NUL-terminated fields, three per record
+ * (`env` KEY VALUE | `secret` KEY VALUE | `process` NAME COMMAND), in the given order.
+ */
+export function encodePayload(records: readonly PayloadRecord[]): Buffer {
+  const field = (v: string | Buffer): Buffer =>
+    Buffer.concat([Buffer.isBuffer(v) ? v : Buffer.from(v, "utf8"), Buffer.from([0])]);
+  return Buffer.concat(
+    records.flatMap((r) =>
+      "env" in r
+        ? [field("env"), field(r.env), field(r.value)]
+        : "secret" in r
+          ? [field("secret"), field(r.secret), field(r.value)]
+          : [field("process"), field(r.process), field(r.command)],
+    ),
+  );
 }

@@ -182,3 +182,23 @@ function listFiles(dir: string, prefix = ""): string[] {
   }
   return out.sort();
 }
+
+/**
+ * The Debian packages an app's Aptfile names, as touchdeploy passes them to the runtime image
+ * (APT_PACKAGES): `#` comments and blank lines dropped, entries separated by whitespace, each
+ * `NAME` or `NAME/SUITE` (runtime/Dockerfile adds SUITE to apt's sources).
+ */
+export function aptPackagesOf(appDir: string): string {
+  const text = fs.readFileSync(path.join(appDir, "Aptfile"), "utf8");
+  const entries = text
+    .split("\n")
+    .map((line) => line.replace(/#.*/, "").trim())
+    .filter((line) => line !== "")
+    .flatMap((line) => line.split(/\s+/));
+  for (const e of entries) {
+    if (!/^[a-z0-9][a-z0-9+.-]+(\/[a-z0-9][a-z0-9-]*)?$/.test(e)) {
+      throw new Error(`${appDir}/Aptfile: ${JSON.stringify(e)} is not NAME or NAME/SUITE`);
+    }
+  }
+  return entries.join(" ");
+}

@@ -65,6 +65,7 @@ export function durationNs(value: string): number {
 interface DeclaredContainer {
   name: string;
   image: string;
+  user?: string;
   envs?: string[];
   volumes?: { hostPath: string; containerPath: string; readOnly?: boolean }[];
   ports?: { internal: number; external: number; ip?: string; protocol?: string }[];
@@ -89,6 +90,7 @@ interface DeclaredContainer {
 const KNOWN_CONTAINER_INPUTS = new Set([
   "name",
   "image",
+  "user",
   "envs",
   "volumes",
   "ports",
@@ -125,6 +127,7 @@ export function containerCreateOptions(
   return {
     name: c.name,
     Image: c.image,
+    User: c.user,
     Env: c.envs ?? [],
     Labels: Object.fromEntries((c.labels ?? []).map((l) => [l.label, l.value])),
     ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, {}])),

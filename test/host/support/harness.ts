@@ -25,7 +25,8 @@ import {
   type Started,
 } from "../../e2e/support/process";
 
-export { describeRun, errorLines, EXIT } from "../../e2e/support/hostScript";
+export { describeRun, encodePayload, errorLines, EXIT } from "../../e2e/support/hostScript";
+export type { PayloadRecord } from "../../e2e/support/hostScript";
 export { APP_SUBDIR } from "../../e2e/support/git";
 
 /** The script under test. */
@@ -67,6 +68,14 @@ export function scriptText(): string {
 export interface ScriptOptions extends Omit<RunOptions, "input" | "check"> {
   /** Extra environment (merged into the test process's). */
   extraEnv?: NodeJS.ProcessEnv;
+  /** Bytes after the script on stdin (`--payload stdin`; see encodePayload). */
+  payload?: Buffer;
+}
+
+/** The script's stdin: its text, then the payload if any (as the program sends them). */
+function stdinOf(opts: ScriptOptions): Buffer {
+  const script = Buffer.from(scriptText(), "utf8");
+  return opts.payload ? Buffer.concat([script, opts.payload]) : script;
 }
 
 function envOf(opts: ScriptOptions): NodeJS.ProcessEnv {
@@ -82,7 +91,7 @@ export function runScript(args: readonly string[], opts: ScriptOptions = {}): Pr
     timeoutMs: 60_000,
     ...opts,
     env: envOf(opts),
-    input: scriptText(),
+    input: stdinOf(opts),
   }).result;
 }
 
@@ -92,7 +101,7 @@ export function startScript(args: readonly string[], opts: ScriptOptions = {}): 
     timeoutMs: 60_000,
     ...opts,
     env: envOf(opts),
-    input: scriptText(),
+    input: stdinOf(opts),
     detached: true,
   });
 }
@@ -149,6 +158,11 @@ export function startPaused(
 export interface RootState {
   current: string | null;
   previous: string | null;
+  /** The live config version (the `config` link), and the previous one. */
+  config: string | null;
+  previousConfig: string | null;
+  /** Config versions under configs/, sorted. */
+  configs: string[];
   /** Names under releases/, sorted. */
   releases: string[];
   /** Entries of the root that are touchdeploy's temporaries or journal (should be none). */
@@ -176,16 +190,30 @@ export function rootState(root: string): RootState {
   } catch {
     // no root
   }
+  let configs: string[] = [];
+  try {
+    configs = fs.readdirSync(path.join(root, "configs"));
+  } catch {
+    // no config yet
+  }
   const leftovers = [
-    ...entries.filter((e) => /^\.(switch|current\.|previous\.|tmp-)/.test(e)),
+    ...entries.filter((e) =>
+      /^\.(switch|current\.|previous\.|config\.|previous-config\.|tmp-)/.test(e),
+    ),
     ...releases.filter((r) => r.startsWith(".")).map((r) => `releases/${r}`),
+    ...configs.filter((c) => c.startsWith(".")).map((c) => `configs/${c}`),
   ].sort();
   const sha = (link: string | null): string | null =>
     link === null ? null : link.replace(/^releases\//, "");
+  const version = (link: string | null): string | null =>
+    link === null ? null : link.replace(/^configs\//, "");
   return {
     current: sha(readLink(path.join(root, "current"))),
     previous: sha(readLink(path.join(root, "previous"))),
+    config: version(readLink(path.join(root, "config"))),
+    previousConfig: version(readLink(path.join(root, "previous-config"))),
     releases: releases.filter((r) => !r.startsWith(".")),
+    configs: configs.filter((c) => !c.startsWith(".")).sort(),
     leftovers,
   };
 }
@@ -194,6 +222,11 @@ export function rootState(root: string): RootState {
 export interface Answer {
   status: number;
   revision: string | undefined;
+}
+
+/** An answer with the X-Touchdeploy-Config header too. */
+export interface ConfigAnswer extends Answer {
+  config: string | undefined;
 }
 
 /** The stand-in server (standin.py); see its docstring. */
@@ -306,6 +339,30 @@ export class Standin {
     });
   }
 
+  /** One request, with the config version it serves (status 0: no answer). */
+  async answer(timeoutMs = 2000): Promise<ConfigAnswer> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    try {
+      const res = await fetch(this.healthUrl, { signal: ctl.signal });
+      await res.arrayBuffer();
+      return {
+        status: res.status,
+        revision: res.headers.get("x-revision") ?? undefined,
+        config: res.headers.get("x-touchdeploy-config") ?? undefined,
+      };
+    } catch {
+      return { status: 0, revision: undefined, config: undefined };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The env keys it loaded at each start or reload, in order ("" for none). */
+  envLoads(): string[] {
+    return this.eventsOf("env").map((e) => e.detail);
+  }
+
   /** One request (status 0: no answer). */
   async get(timeoutMs = 2000): Promise<Answer> {
     const ctl = new AbortController();
@@ -389,9 +446,15 @@ export interface Fixture {
   repo: HostRepo;
   standin: Standin | undefined;
   server(): Standin;
+  /** The fake docker and its container, with `docker: true` (deploys then pass --container). */
+  docker: FakeDocker | undefined;
+  /** The fake docker (throws without one). */
+  container(): FakeDocker;
   /** `deploy` arguments (--repo, --commit, --subdir, --health-url of the stand-in if any). */
   deployArgs(sha: string, ...extra: string[]): string[];
   deploy(sha: string, extra?: string[], opts?: ScriptOptions): Promise<RunResult>;
+  /** Runs the script with these arguments (and the fake docker on PATH, if any). */
+  run(args: readonly string[], opts?: ScriptOptions): Promise<RunResult>;
   /** `[subcommand, --root root, ...extra]`. */
   args(subcommand: string, ...extra: string[]): string[];
   /** --subdir and --health-url, for release and rollback. */
@@ -407,6 +470,8 @@ export interface FixtureOptions {
   fingerprint?: string;
   /** Health timeout passed to every deploy (default 3 s: the suite must be fast). */
   healthTimeout?: number;
+  /** A fake docker (fakedocker.py) on PATH for every run, and --container on every deploy. */
+  docker?: boolean;
 }
 
 export const APP = "examples/hello-wsgi";
@@ -429,7 +494,8 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
       });
     }
     const server = standin;
-    // --subdir, --health-url, and --health-timeout unless `extra` has its own.
+    const docker = opts.docker ? fakeDocker(dir, root) : undefined;
+    // --subdir, --health-url, --container, and --health-timeout unless `extra` has its own.
     const health = (extra: readonly string[] = []): string[] => [
       "--subdir",
       APP,
@@ -437,7 +503,11 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
         ? []
         : ["--health-timeout", String(opts.healthTimeout ?? 3)]),
       ...(server ? ["--health-url", server.healthUrl] : []),
+      ...(docker && !extra.includes("--container") ? ["--container", docker.name] : []),
     ];
+    // The fake docker first on PATH, for every run.
+    const withDocker = (runOpts: ScriptOptions): ScriptOptions =>
+      docker ? { ...runOpts, extraEnv: { ...docker.env, ...(runOpts.extraEnv ?? {}) } } : runOpts;
     const deployArgs = (sha: string, ...extra: string[]): string[] => [
       "deploy",
       "--root",
@@ -459,11 +529,19 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
         return server;
       },
       deployArgs,
-      deploy: (sha, extra = [], runOpts = {}) => runScript(deployArgs(sha, ...extra), runOpts),
+      deploy: (sha, extra = [], runOpts = {}) =>
+        runScript(deployArgs(sha, ...extra), withDocker(runOpts)),
+      run: (args, runOpts = {}) => runScript(args, withDocker(runOpts)),
+      docker,
+      container: () => {
+        if (!docker) throw new Error("this fixture has no fake docker");
+        return docker;
+      },
       args: (subcommand, ...extra) => [subcommand, "--root", root, ...extra],
       releaseArgs: () => health(),
       state: () => rootState(root),
       cleanup: async () => {
+        docker?.stop();
         await server?.stop();
         removeTree(dir);
       },
@@ -527,4 +605,126 @@ export function allCommandLines(): string[] {
     }
   }
   return lines;
+}
+
+/** One call the fake docker saw (test/host/support/fakedocker.py logs them). */
+export interface DockerEvent {
+  t: number;
+  event: "inspect" | "exec" | "start" | "stop" | "died";
+  name?: string;
+  pid?: number;
+  workdir?: string | null;
+  argv?: string[];
+  revision?: string;
+  config?: string;
+  how?: string;
+  status?: number;
+}
+
+/** The fake `docker` on PATH and the container it emulates (see fakedocker.py). */
+export interface FakeDocker {
+  /** The container's name (--container). */
+  name: string;
+  /** Environment that puts the fake first on PATH. */
+  env: NodeJS.ProcessEnv;
+  /** The container's user as it reports it (the deploy user's uid:gid, 10001 for root). */
+  user: string;
+  /** Changes the emulated container (running, user, env). */
+  set(change: Partial<FakeContainer>): void;
+  events(): DockerEvent[];
+  /** The processes it runs now: name -> pid, revision and config version they started on. */
+  running(): Record<string, { pid: number; revision: string; config: string }>;
+  /** Output of one process so far. */
+  processLog(name: string): string;
+  /** Kills every process it started. */
+  stop(): void;
+}
+
+export interface FakeContainer {
+  name: string;
+  root: string;
+  subdir: string;
+  user: string;
+  running: boolean;
+  env: Record<string, string>;
+}
+
+export function fakeDocker(
+  dir: string,
+  root: string,
+  opts: { name?: string; startsecs?: number; env?: Record<string, string> } = {},
+): FakeDocker {
+  const state = fs.mkdtempSync(path.join(dir, "fakedocker-"));
+  const bin = path.join(state, "bin");
+  fs.mkdirSync(bin);
+  fs.writeFileSync(
+    path.join(bin, "docker"),
+    `#!/bin/sh\nexec python3 ${JSON.stringify(path.join(__dirname, "fakedocker.py"))} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const user = uid === 0 ? "10001:10001" : `${uid}:${gid}`;
+  let container: FakeContainer = {
+    name: opts.name ?? "app-web1",
+    root,
+    subdir: APP,
+    user,
+    running: true,
+    env: { CONTAINER_ONLY: "from the container", SHARED: "container value", ...(opts.env ?? {}) },
+  };
+  const write = (): void =>
+    fs.writeFileSync(path.join(state, "container.json"), JSON.stringify(container));
+  write();
+  const running = (): Record<string, { pid: number; revision: string; config: string }> => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(state, "procs.json"), "utf8")) as Record<
+        string,
+        { pid: number; revision: string; config: string }
+      >;
+    } catch {
+      return {};
+    }
+  };
+  return {
+    name: container.name,
+    user,
+    env: {
+      PATH: `${bin}:${process.env.PATH ?? ""}`,
+      FAKE_DOCKER_STATE: state,
+      FAKE_STARTSECS: String(opts.startsecs ?? 0.5),
+    },
+    set: (change) => {
+      container = { ...container, ...change };
+      write();
+    },
+    events: () => {
+      try {
+        return fs
+          .readFileSync(path.join(state, "events.log"), "utf8")
+          .split("\n")
+          .filter((l) => l !== "")
+          .map((l) => JSON.parse(l) as DockerEvent);
+      } catch {
+        return [];
+      }
+    },
+    running,
+    processLog: (name) => {
+      try {
+        return fs.readFileSync(path.join(state, `process-${name}.log`), "utf8");
+      } catch {
+        return "";
+      }
+    },
+    stop: () => {
+      for (const { pid } of Object.values(running())) {
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    },
+  };
 }

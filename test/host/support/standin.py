@@ -12,6 +12,12 @@ It serves an app root the way the runtime image does, as far as the host script 
 - a release whose app directory holds a file named BROKEN answers 500 (an app that fails to
   import), and a reload with no current release takes the server down until there is one.
 
+- like the runtime image (runtime/touchdeploy_env.py, which it imports), it reads the live
+  config version (`config/VERSION`, `config/env`, `config/secrets`) at each start and reload,
+  answers with `X-Touchdeploy-Config: <version>` when there is one, and logs the keys it loaded
+  (`env KEY ...`, never a value); an env that sets STANDIN_STATUS makes it answer that status
+  (an app that fails with a bad setting);
+
 It also makes uWSGI's startup race visible: a touch within `guard_ms` after workers were spawned
 (a start or a reload) is logged as a VIOLATION and, like the real thing, stalls the reload for
 `stall_ms`.
@@ -28,8 +34,16 @@ import http.server
 import json
 import os
 import socket
+import sys
 import threading
 import time
+
+# Nothing written next to the code (runtime/ is the image's build context; /etc/touchdeploy is
+# read-only for the container's user).
+sys.dont_write_bytecode = True
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "runtime"))
+import touchdeploy_env  # noqa: E402  the image's own reader of the config
 
 
 class Standin:
@@ -53,6 +67,8 @@ class Standin:
         self.lock = threading.Condition()
         self.reloading = False
         self.revision = None
+        self.config = ""
+        self.env_status = None
         self.broken = False
         self.listening = None
         self.port = 0
@@ -81,6 +97,12 @@ class Standin:
         with open(os.path.join(self.root, "current", "REVISION")) as f:
             self.revision = f.read().strip()
         self.broken = os.path.exists(os.path.join(self.app_dir(), "BROKEN"))
+        live = os.path.join(self.root, "config")
+        self.config = touchdeploy_env.read_version(live)
+        env = touchdeploy_env.read_env(live)
+        status = env.get(b"STANDIN_STATUS")
+        self.env_status = int(status) if status else None
+        self.log("env", " ".join(sorted(k.decode() for k in env)))
 
     def trigger_stamp(self):
         try:
@@ -121,13 +143,16 @@ class Standin:
                     while standin.reloading:
                         standin.lock.wait(0.05)
                     revision, broken = standin.revision, standin.broken
+                    config, env_status = standin.config, standin.env_status
                     control = dict(standin.control)
                 if control["delay_ms"]:
                     time.sleep(control["delay_ms"] / 1000)
-                status = control["status"] or (500 if broken else 200)
+                status = control["status"] or (500 if broken else env_status or 200)
                 body = f"{revision}\n".encode()
                 self.send_response(status)
                 self.send_header("X-Revision", revision or "")
+                if config:
+                    self.send_header("X-Touchdeploy-Config", config)
                 if control["fingerprint"]:
                     self.send_header("X-Touchdeploy-Fingerprint", control["fingerprint"])
                 self.send_header("Content-Length", str(len(body)))
