@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT } from "../test/e2e/support/images";
+import { REPO_ROOT } from "../test/harness/images";
 import { renderChart } from "./lib/chart";
 import { committedResults, expectedReadme, README_FILES, RESULTS_FILE } from "./lib/readmeFiles";
 import { renderMarkdown } from "./lib/report";

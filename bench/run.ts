@@ -11,10 +11,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ensureDocker } from "../test/e2e/support/docker";
-import { TestRepo } from "../test/e2e/support/git";
-import { ensureRuntimeImage, REPO_ROOT } from "../test/e2e/support/images";
-import { makeScratchDir, removeTree, sleep } from "../test/e2e/support/process";
+import { ensureDocker } from "../test/harness/docker";
+import { TestRepo } from "../test/harness/git";
+import { ensureRuntimeImage, REPO_ROOT } from "../test/harness/images";
+import { makeScratchDir, removeTree, sleep } from "../test/harness/process";
 import { renderChart } from "./lib/chart";
 import { onCleanup, runCleanups } from "./lib/cleanup";
 import { sweepStaleBenchContainers } from "./lib/containers";

@@ -11,8 +11,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { APP_SUBDIR, TestRepo } from "../../test/e2e/support/git";
-import { REPO_ROOT } from "../../test/e2e/support/images";
+import { APP_SUBDIR, TestRepo } from "../../test/harness/git";
+import { REPO_ROOT } from "../../test/harness/images";
 
 export interface BenchApp {
   /** Short id used in labels and results. */

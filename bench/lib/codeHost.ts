@@ -4,16 +4,16 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RELOAD_LOG_LINE } from "../../test/e2e/support/app";
-import { dependencyFingerprintOfDir } from "../../test/e2e/support/fingerprint";
-import { APP_SUBDIR, type TestRepo } from "../../test/e2e/support/git";
+import { RELOAD_LOG_LINE } from "../../test/harness/app";
+import { dependencyFingerprintOfDir } from "../../test/harness/fingerprint";
+import { APP_SUBDIR, type TestRepo } from "../../test/harness/git";
 import {
   describeRun,
   hostScriptCommand,
   hostScriptText,
   runHostScript,
-} from "../../test/e2e/support/hostScript";
-import { start, type RunResult } from "../../test/e2e/support/process";
+} from "../../test/harness/hostScript";
+import { start, type RunResult } from "../../test/harness/process";
 import { startBenchContainer, type BenchContainer } from "./containers";
 
 /** What the Pulumi program passes (components/config.ts defaults). */

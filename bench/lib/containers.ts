@@ -1,12 +1,12 @@
 /**
  * The benchmark's containers: named `tdbench-<name>-<pid>`, labelled with the benchmark's pid,
- * published on 127.0.0.1 only. Like the e2e tests' containers (test/e2e/support/app.ts), but
+ * published on 127.0.0.1 only. Like the e2e tests' containers (test/harness/app.ts), but
  * with the benchmark's own name prefix, an optional fixed host port (a container deploy must
  * come back on the same port) and logs with timestamps (to see where a reload spends its time).
  */
 import type Docker from "dockerode";
-import { CONTAINER_PORT, sweepStaleContainers } from "../../test/e2e/support/app";
-import { demuxLogs, ensureDocker } from "../../test/e2e/support/docker";
+import { CONTAINER_PORT, sweepStaleContainers } from "../../test/harness/app";
+import { demuxLogs, ensureDocker } from "../../test/harness/docker";
 
 export const BENCH_LABEL = "touchdeploy.bench.pid";
 

@@ -3,9 +3,9 @@
  * the measurements they add to, and the helpers that turn runs into Measurements.
  */
 import * as path from "node:path";
-import type { TestRepo } from "../../test/e2e/support/git";
-import { REPO_ROOT } from "../../test/e2e/support/images";
-import { removeTree, sleep } from "../../test/e2e/support/process";
+import type { TestRepo } from "../../test/harness/git";
+import { REPO_ROOT } from "../../test/harness/images";
+import { removeTree, sleep } from "../../test/harness/process";
 import { onCleanup } from "./cleanup";
 import { reloadStalled, type CodeDeployResult, type CodeHost, type ReloadPhases } from "./codeHost";
 import type { CpuBreakdown } from "./cpu";

@@ -9,10 +9,10 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RELOAD_LOG_LINE } from "../../test/e2e/support/app";
-import { ensureDocker, followProgress, imageExists } from "../../test/e2e/support/docker";
-import { BASE_IMAGE, ensureBaseImage, REPO_ROOT } from "../../test/e2e/support/images";
-import { removeTree } from "../../test/e2e/support/process";
+import { RELOAD_LOG_LINE } from "../../test/harness/app";
+import { ensureDocker, followProgress, imageExists } from "../../test/harness/docker";
+import { BASE_IMAGE, ensureBaseImage, REPO_ROOT } from "../../test/harness/images";
+import { removeTree } from "../../test/harness/process";
 
 export interface Design {
   /** Short id, used as Measurement.variant. */

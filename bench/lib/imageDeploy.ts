@@ -19,11 +19,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { quote } from "shell-quote";
-import { waitForRevision } from "../../test/e2e/support/app";
-import { ensureDocker, followProgress, imageExists } from "../../test/e2e/support/docker";
-import { APP_SUBDIR, type TestRepo } from "../../test/e2e/support/git";
-import { BASE_IMAGE, ensureBaseImage, REPO_ROOT } from "../../test/e2e/support/images";
-import { removeTree, run } from "../../test/e2e/support/process";
+import { waitForRevision } from "../../test/harness/app";
+import { ensureDocker, followProgress, imageExists } from "../../test/harness/docker";
+import { APP_SUBDIR, type TestRepo } from "../../test/harness/git";
+import { BASE_IMAGE, ensureBaseImage, REPO_ROOT } from "../../test/harness/images";
+import { removeTree, run } from "../../test/harness/process";
 import { containerName, startBenchContainer, type BenchContainer } from "./containers";
 import * as crypto from "node:crypto";
 

@@ -1,7 +1,7 @@
 /** Starts the load generator process (loadWorker.ts) and stops it on demand. */
 import { spawn } from "node:child_process";
 import * as path from "node:path";
-import { REPO_ROOT } from "../../test/e2e/support/images";
+import { REPO_ROOT } from "../../test/harness/images";
 import { cpuTimes } from "./cpu";
 import type { PacedLoadOptions, PacedLoadResult } from "./pacedLoad";
 

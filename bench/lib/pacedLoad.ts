@@ -2,7 +2,7 @@
  * Paced concurrent HTTP load with exact accounting, run in its own process (loadWorker.ts) so
  * that it neither shares an event loop with the timers of the benchmark nor hides its own CPU.
  *
- * Same accounting as the e2e tests' load (test/e2e/support/load.ts): one request per
+ * Same accounting as the e2e tests' load (test/harness/load.ts): one request per
  * connection (`Connection: close`, uWSGI's http-socket closes after each answer anyway), and
  * every request ends as exactly one of 2xx / non-2xx / error / timeout. What that module lacks
  * and a benchmark on 2 shared cores needs: a request rate (each client sends at most one request
@@ -12,7 +12,7 @@
  * latency and outcome (`samples`), so the pause can be drawn over time and mixed old/new answers
  * found afterwards.
  */
-import { requestOnce } from "../../test/e2e/support/load";
+import { requestOnce } from "../../test/harness/load";
 
 export interface PacedLoadOptions {
   url: string;

@@ -8,8 +8,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { findExecutable } from "../../test/e2e/support/prerequisites";
-import { run, start, type Started } from "../../test/e2e/support/process";
+import { findExecutable } from "../../test/harness/prerequisites";
+import { run, start, type Started } from "../../test/harness/process";
 
 /** Samples per second and CPU. */
 const FREQUENCY = 997;

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT } from "../../test/e2e/support/images";
+import { REPO_ROOT } from "../../test/harness/images";
 import { renderRegions } from "./readme";
 import type { BenchResults } from "./results";
 

@@ -6,9 +6,9 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { getServed } from "../../test/e2e/support/app";
-import { findExecutable } from "../../test/e2e/support/prerequisites";
-import { freePort, sleep } from "../../test/e2e/support/process";
+import { getServed } from "../../test/harness/app";
+import { findExecutable } from "../../test/harness/prerequisites";
+import { freePort, sleep } from "../../test/harness/process";
 
 export interface Registry {
   /** `127.0.0.1:<port>`, the prefix of image references pushed to it. */

@@ -3,7 +3,7 @@
  * sent on stdin as usual (host/ itself is never edited). Each edit fails loudly when the line
  * it changes is not there exactly once.
  */
-import { hostScriptText } from "../../test/e2e/support/hostScript";
+import { hostScriptText } from "../../test/harness/hostScript";
 
 const POLL_LINE = /^HEALTH_POLL=([0-9.]+)$/gm;
 

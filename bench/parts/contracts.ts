@@ -9,7 +9,7 @@
  * imported: the script must roll back (exit 6); what did users see meanwhile?
  */
 import * as path from "node:path";
-import { sleep } from "../../test/e2e/support/process";
+import { sleep } from "../../test/harness/process";
 import { djangoApp, slowApp, type BenchApp } from "../lib/apps";
 import { codeDeploy, createCodeHosts, type CodeDeployResult, type CodeHost } from "../lib/codeHost";
 import { containerCpuSeconds } from "../lib/cpu";

@@ -8,8 +8,8 @@
  * one goes first half of the time.
  */
 import * as path from "node:path";
-import { sleep } from "../../test/e2e/support/process";
-import type { TestRepo } from "../../test/e2e/support/git";
+import { sleep } from "../../test/harness/process";
+import type { TestRepo } from "../../test/harness/git";
 import { slowApp } from "../lib/apps";
 import { onCleanup } from "../lib/cleanup";
 import {

@@ -4,7 +4,7 @@
  * deploy to each in turn (round-robin), with uWSGI's reload phases and the CPU each deploy
  * cost; the host script variant (health poll) runs against the shipped host.
  */
-import { hostScriptText } from "../../test/e2e/support/hostScript";
+import { hostScriptText } from "../../test/harness/hostScript";
 import { onCleanup } from "../lib/cleanup";
 import {
   codeDeploy,

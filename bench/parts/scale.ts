@@ -3,7 +3,7 @@
  * same new commit to all, in parallel and rolling in batches; at the largest N also the
  * previous contract in parallel (its own N hosts). Total time per N and where the CPU went.
  */
-import { getServed } from "../../test/e2e/support/app";
+import { getServed } from "../../test/harness/app";
 import { onCleanup } from "../lib/cleanup";
 import {
   codeDeploy,

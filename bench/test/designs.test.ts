@@ -6,7 +6,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { REPO_ROOT } from "../../test/e2e/support/images";
+import { REPO_ROOT } from "../../test/harness/images";
 import { checkDesignFiles, DESIGNS, GENERATIONS, SHIPPED } from "../lib/designs";
 
 const read = (rel: string): string => fs.readFileSync(path.join(REPO_ROOT, rel), "utf8");

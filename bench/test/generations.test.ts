@@ -11,9 +11,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { findExecutable } from "../../test/e2e/support/prerequisites";
-import { REPO_ROOT } from "../../test/e2e/support/images";
-import { freePort, removeTree, waitFor } from "../../test/e2e/support/process";
+import { findExecutable } from "../../test/harness/prerequisites";
+import { REPO_ROOT } from "../../test/harness/images";
+import { freePort, removeTree, waitFor } from "../../test/harness/process";
 
 const MANAGER = path.join(REPO_ROOT, "bench", "variants", "generations", "touchdeploy-generations");
 const FAKE = path.join(__dirname, "fake-uwsgi");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hostScriptText } from "../../test/e2e/support/hostScript";
+import { hostScriptText } from "../../test/harness/hostScript";
 import { scriptWithPoll, shippedPoll } from "../lib/scriptVariants";
 
 // The CI smoke once failed because the host script's poll line changed under the bench's edit.

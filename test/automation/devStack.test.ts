@@ -31,12 +31,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { ensureDocker, imageExists } from "../e2e/support/docker";
-import { getServed, waitForRevision } from "../e2e/support/app";
-import { APP_SUBDIR, TestRepo } from "../e2e/support/git";
-import { BASE_IMAGE } from "../e2e/support/images";
-import { e2eGate } from "../e2e/support/prerequisites";
-import { freePort, makeScratchDir, removeTree } from "../e2e/support/process";
+import { ensureDocker, imageExists } from "../harness/docker";
+import { getServed, waitForRevision } from "../harness/app";
+import { APP_SUBDIR, TestRepo } from "../harness/git";
+import { BASE_IMAGE } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { freePort, makeScratchDir, removeTree } from "../harness/process";
 import { PROJECT_DIR } from "../support/pulumiProgram";
 
 /** The files of the program, copied so the test's stack file stays out of the repository. */

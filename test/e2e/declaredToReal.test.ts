@@ -22,12 +22,12 @@ import {
   runProgram,
   StackConfig,
 } from "../support/pulumiProgram";
-import { getServed, RELOAD_LOG_LINE, waitForRevision } from "./support/app";
-import { demuxLogs, ensureDocker } from "./support/docker";
-import { APP_SUBDIR, TestRepo } from "./support/git";
-import { BASE_IMAGE, ensureBaseImage } from "./support/images";
-import { e2eGate } from "./support/prerequisites";
-import { freePort, makeScratchDir, removeTree } from "./support/process";
+import { getServed, RELOAD_LOG_LINE, waitForRevision } from "../harness/app";
+import { demuxLogs, ensureDocker } from "../harness/docker";
+import { APP_SUBDIR, TestRepo } from "../harness/git";
+import { BASE_IMAGE, ensureBaseImage } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { freePort, makeScratchDir, removeTree } from "../harness/process";
 import {
   actionsOf,
   apply,
@@ -36,7 +36,7 @@ import {
   destroy,
   emptyState,
   RealizedState,
-} from "./support/realize";
+} from "../harness/realize";
 
 /** Pulumi.dev.yaml's touchdeploy:* values, as the stack would give them to the program. */
 function devStackConfig(): StackConfig {

@@ -26,11 +26,11 @@ import {
   runProgram,
   StackConfig,
 } from "../support/pulumiProgram";
-import { RELOAD_LOG_LINE } from "./support/app";
-import { demuxLogs, ensureDocker } from "./support/docker";
-import { BASE_IMAGE, ensureBaseImage } from "./support/images";
-import { e2eGate } from "./support/prerequisites";
-import { freePort, makeScratchDir, removeTree, run, waitFor } from "./support/process";
+import { RELOAD_LOG_LINE } from "../harness/app";
+import { demuxLogs, ensureDocker } from "../harness/docker";
+import { BASE_IMAGE, ensureBaseImage } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { freePort, makeScratchDir, removeTree, run, waitFor } from "../harness/process";
 import {
   apply,
   CommandFailedError,
@@ -38,7 +38,7 @@ import {
   destroy,
   emptyState,
   RealizedState,
-} from "./support/realize";
+} from "../harness/realize";
 
 const APP_SUBDIR = "examples/django-app";
 const SECRET_1 = "tdtest-django-secret-one-8f2c0e7d5b";

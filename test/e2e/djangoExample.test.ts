@@ -12,11 +12,11 @@ import * as http from "node:http";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type Docker from "dockerode";
-import { CONTAINER_PORT, sweepStaleContainers } from "./support/app";
-import { demuxLogs, ensureDocker } from "./support/docker";
-import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "./support/images";
-import { e2eGate } from "./support/prerequisites";
-import { makeScratchDir, removeTree, waitFor } from "./support/process";
+import { CONTAINER_PORT, sweepStaleContainers } from "../harness/app";
+import { demuxLogs, ensureDocker } from "../harness/docker";
+import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { makeScratchDir, removeTree, waitFor } from "../harness/process";
 
 const APP_SUBDIR = "examples/django-app";
 const APP_SOURCE = path.join(REPO_ROOT, APP_SUBDIR);

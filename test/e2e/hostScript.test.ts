@@ -8,24 +8,24 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { getServed, waitForRevision } from "./support/app";
+import { getServed, waitForRevision } from "../harness/app";
 import {
   describeRun,
   EXIT,
   runHostScript,
   snapshotRoot,
   startHostScript,
-} from "./support/hostScript";
+} from "../harness/hostScript";
 import {
   setupFixture,
   short,
   startClassicContainer,
   waitForReloads,
   type Fixture,
-} from "./support/fixture";
-import { ensureRuntimeImage } from "./support/images";
-import { e2eGate } from "./support/prerequisites";
-import { waitFor } from "./support/process";
+} from "../harness/fixture";
+import { ensureRuntimeImage } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { waitFor } from "../harness/process";
 import { startPaused } from "../host/support/harness";
 
 describe(

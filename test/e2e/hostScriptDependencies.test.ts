@@ -8,13 +8,13 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { dependencyFingerprint as programFingerprint } from "../../components/fingerprint";
-import { getServed } from "./support/app";
-import { dependencyFingerprintOfDir } from "./support/fingerprint";
-import { setupFixture, short, type Fixture } from "./support/fixture";
-import { APP_SUBDIR } from "./support/git";
-import { describeRun, errorLines, EXIT, snapshotRoot } from "./support/hostScript";
-import { e2eGate } from "./support/prerequisites";
-import { REPO_ROOT } from "./support/images";
+import { getServed } from "../harness/app";
+import { dependencyFingerprintOfDir } from "../harness/fingerprint";
+import { setupFixture, short, type Fixture } from "../harness/fixture";
+import { APP_SUBDIR } from "../harness/git";
+import { describeRun, errorLines, EXIT, snapshotRoot } from "../harness/hostScript";
+import { e2eGate } from "../harness/prerequisites";
+import { REPO_ROOT } from "../harness/images";
 
 /** In this order; Aptfile is absent from the example, which is part of the fingerprint. */
 const DEPENDENCY_FILES = ["requirements.txt", "Aptfile"];

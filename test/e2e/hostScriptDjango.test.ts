@@ -24,9 +24,9 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startAppContainer, waitForRevision, type AppContainer } from "./support/app";
-import { short, waitForReloads } from "./support/fixture";
-import { TestRepo } from "./support/git";
+import { startAppContainer, waitForRevision, type AppContainer } from "../harness/app";
+import { short, waitForReloads } from "../harness/fixture";
+import { TestRepo } from "../harness/git";
 import {
   describeRun,
   encodePayload,
@@ -34,11 +34,11 @@ import {
   EXIT,
   runHostScript,
   startHostScript,
-} from "./support/hostScript";
-import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "./support/images";
-import { runLoad } from "./support/load";
-import { e2eGate } from "./support/prerequisites";
-import { makeScratchDir, removeTree, run, waitFor, type RunResult } from "./support/process";
+} from "../harness/hostScript";
+import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "../harness/images";
+import { runLoad } from "../harness/load";
+import { e2eGate } from "../harness/prerequisites";
+import { makeScratchDir, removeTree, run, waitFor, type RunResult } from "../harness/process";
 
 const APP = "examples/django-app";
 /** The release command examples/django-app/README.md gives. */

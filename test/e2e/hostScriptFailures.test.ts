@@ -7,12 +7,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { getServed, waitForRevision } from "./support/app";
-import { setupFixture, short, type Fixture } from "./support/fixture";
-import { APP_SUBDIR } from "./support/git";
-import { describeRun, errorLines, EXIT, runHostScript, snapshotRoot } from "./support/hostScript";
-import { e2eGate } from "./support/prerequisites";
-import { makeScratchDir, removeTree } from "./support/process";
+import { getServed, waitForRevision } from "../harness/app";
+import { setupFixture, short, type Fixture } from "../harness/fixture";
+import { APP_SUBDIR } from "../harness/git";
+import { describeRun, errorLines, EXIT, runHostScript, snapshotRoot } from "../harness/hostScript";
+import { e2eGate } from "../harness/prerequisites";
+import { makeScratchDir, removeTree } from "../harness/process";
 
 describe(
   "host script: failures",

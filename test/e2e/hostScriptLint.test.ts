@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { EXIT, HOST_SCRIPT_PATH, hostScriptText, runHostScript } from "./support/hostScript";
-import { REPO_ROOT } from "./support/images";
-import { e2eGate } from "./support/prerequisites";
-import { run } from "./support/process";
+import { EXIT, HOST_SCRIPT_PATH, hostScriptText, runHostScript } from "../harness/hostScript";
+import { REPO_ROOT } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { run } from "../harness/process";
 
 /** The codes of a Markdown table's rows "| 3    | text | ..." within `section`. */
 function tableCodes(file: string, section: string): number[] {

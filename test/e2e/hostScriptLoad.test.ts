@@ -19,11 +19,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { waitForRevision } from "./support/app";
-import { setupFixture, short, type Fixture } from "./support/fixture";
-import { describeRun, EXIT, runHostScript } from "./support/hostScript";
-import { runLoad } from "./support/load";
-import { e2eGate } from "./support/prerequisites";
+import { waitForRevision } from "../harness/app";
+import { setupFixture, short, type Fixture } from "../harness/fixture";
+import { describeRun, EXIT, runHostScript } from "../harness/hostScript";
+import { runLoad } from "../harness/load";
+import { e2eGate } from "../harness/prerequisites";
 
 const CLIENTS = 8;
 /** Requests per second over all clients (see the module comment for why not unpaced). */

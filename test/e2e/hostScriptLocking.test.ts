@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { getServed, waitForRevision } from "./support/app";
-import { setupFixture, short, type Fixture } from "./support/fixture";
+import { getServed, waitForRevision } from "../harness/app";
+import { setupFixture, short, type Fixture } from "../harness/fixture";
 import {
   describeRun,
   EXIT,
@@ -16,10 +16,10 @@ import {
   runHostScript,
   snapshotRoot,
   startHostScript,
-} from "./support/hostScript";
-import { e2eGate } from "./support/prerequisites";
-import { start, waitFor } from "./support/process";
-import { startSlowGitServer } from "./support/slowGitServer";
+} from "../harness/hostScript";
+import { e2eGate } from "../harness/prerequisites";
+import { start, waitFor } from "../harness/process";
+import { startSlowGitServer } from "../harness/slowGitServer";
 
 const WAITED =
   /touchdeploy: lock +\S+ is locked by another deploy \(pid sha started-at: (\d+) ([0-9a-f]{40}) \S+\)/;

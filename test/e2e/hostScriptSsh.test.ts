@@ -10,14 +10,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { hostScriptCommand as programCommand } from "../../components/hostScript";
-import { getServed, startAppContainer, waitForRevision, type AppContainer } from "./support/app";
-import { short } from "./support/fixture";
-import { APP_SUBDIR, TestRepo } from "./support/git";
-import { describeRun, EXIT, hostScriptCommand, hostScriptText } from "./support/hostScript";
-import { ensureRuntimeImage } from "./support/images";
-import { e2eGate } from "./support/prerequisites";
-import { makeScratchDir, removeTree, run, type RunResult } from "./support/process";
-import { ensureSshd, installForDeployUser, sshRun, stopSshd, type SshServer } from "./support/sshd";
+import { getServed, startAppContainer, waitForRevision, type AppContainer } from "../harness/app";
+import { short } from "../harness/fixture";
+import { APP_SUBDIR, TestRepo } from "../harness/git";
+import { describeRun, EXIT, hostScriptCommand, hostScriptText } from "../harness/hostScript";
+import { ensureRuntimeImage } from "../harness/images";
+import { e2eGate } from "../harness/prerequisites";
+import { makeScratchDir, removeTree, run, type RunResult } from "../harness/process";
+import { ensureSshd, installForDeployUser, sshRun, stopSshd, type SshServer } from "../harness/sshd";
 
 describe(
   "host script over SSH as a non-root deploy user",

@@ -7,13 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { getServed, startAppContainer, waitForRevision } from "./support/app";
-import { APP_SUBDIR } from "./support/git";
-import { describeRun, EXIT, runHostScript } from "./support/hostScript";
-import { ensureRuntimeImage } from "./support/images";
-import { setupFixture, short, waitForReloads, type Fixture } from "./support/fixture";
+import { getServed, startAppContainer, waitForRevision } from "../harness/app";
+import { APP_SUBDIR } from "../harness/git";
+import { describeRun, EXIT, runHostScript } from "../harness/hostScript";
+import { ensureRuntimeImage } from "../harness/images";
+import { setupFixture, short, waitForReloads, type Fixture } from "../harness/fixture";
 import { startPaused } from "../host/support/harness";
-import { e2eGate } from "./support/prerequisites";
+import { e2eGate } from "../harness/prerequisites";
 
 /** uWSGI's line when a reload stalled until worker-reload-mercy ran out. */
 const STALLED = "NO MERCY";

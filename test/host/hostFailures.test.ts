@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { start } from "../e2e/support/process";
-import { startSlowGitServer } from "../e2e/support/slowGitServer";
+import { start } from "../harness/process";
+import { startSlowGitServer } from "../harness/slowGitServer";
 import {
   APP,
   describeRun,

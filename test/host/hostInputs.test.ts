@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TestRepo } from "../e2e/support/git";
+import { TestRepo } from "../harness/git";
 import {
   APP,
   describeRun,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startSlowGitServer, type SlowGitServer } from "../e2e/support/slowGitServer";
+import { startSlowGitServer, type SlowGitServer } from "../harness/slowGitServer";
 import {
   allCommandLines,
   describeRun,

@@ -8,7 +8,7 @@
  * dependencies allow and no other. `destroy` deletes everything in reverse dependency order.
  *
  * The providers are injected: their diff rules come from providerModels.ts, their
- * create/update/delete are real (test/e2e/support/realize.ts) or fakes (unit tests).
+ * create/update/delete are real (test/harness/realize.ts) or fakes (unit tests).
  *
  * Each rule cites where the engine decides it. What the model leaves out: parallelism (steps run
  * one at a time, in an order chosen to expose missing dependencies, see {@link schedule}; after

@@ -2,7 +2,7 @@
  * How the providers touchdeploy uses decide between "no change", "update" and "replace", and
  * what their state holds after a create: small models of their Diff and Read, read from their
  * source at the versions package-lock.json pins. Pure functions, no Docker and no processes:
- * the engine model (engineModel.ts) calls them, the realizer (test/e2e/support/realize.ts) adds
+ * the engine model (engineModel.ts) calls them, the realizer (test/harness/realize.ts) adds
  * the real create/update/delete.
  *
  * Sources (cited per rule below):

@@ -25,6 +25,11 @@ const RELEASE = {
   health: { path: "/healthz", timeoutSeconds: 60 },
   keepReleases: 5,
   dependencyFiles: ["Aptfile"],
+  env: {},
+  secretEnvNames: [],
+  stateDirs: [],
+  processes: [],
+  processStopTimeoutSeconds: 10,
 };
 
 /** node:test's own listeners, set aside while this file runs. */
@@ -100,7 +105,7 @@ function sshHost(extra: Partial<HostDeploymentArgs> = {}): HostDeploymentArgs {
     release: RELEASE,
     image: { kind: "pull", name: "rt:1" },
     fingerprint: "unmanaged",
-    hostScript: "",
+    hostScript: 'main "$@"\n',
     operatorSshDir: path.join(scratch, "ssh"),
     ...extra,
   };
@@ -133,7 +138,7 @@ describe(
           image: { kind: "pull", name: "rt:1" },
           release: RELEASE,
           rollout: { strategy: "parallel" },
-          hostScript: "",
+          hostScript: 'main "$@"\n',
         });
       });
       assert.equal(message, "`hosts` must list at least one host");
@@ -188,10 +193,13 @@ describe(
           },
           release: RELEASE,
           rollout: { strategy: "parallel" },
-          hostScript: "",
+          hostScript: 'main "$@"\n',
         });
       });
-      assert.ok(message.endsWith('Aptfile: "$(reboot)" is not a Debian package name'), message);
+      assert.ok(
+        message.endsWith('Aptfile: "$(reboot)" is not a Debian package name (NAME or NAME/SUITE)'),
+        message,
+      );
     });
 
     it("GIVEN a provided key that is neither OpenSSH nor PEM THEN what is expected, never the key", async () => {

@@ -38,6 +38,11 @@ const RELEASE: ReleaseConfig = {
   health: { path: "/healthz", timeoutSeconds: 60 },
   keepReleases: 5,
   dependencyFiles: ["requirements.txt"],
+  env: {},
+  secretEnvNames: [],
+  stateDirs: [],
+  processes: [],
+  processStopTimeoutSeconds: 10,
 };
 const HOST_TYPE = "touchdeploy:index:HostDeployment";
 /** The provider reference of host web1's Docker daemon (`URN::ID`). */
@@ -67,7 +72,7 @@ function sshHost(extra: Partial<HostDeploymentArgs> = {}): HostDeploymentArgs {
     release: RELEASE,
     image: { kind: "pull", name: "ghcr.io/acme/rt:1" },
     fingerprint: "fp1",
-    hostScript: "#!/bin/bash\n",
+    hostScript: '#!/bin/bash\nmain "$@"\n',
     operatorSshDir: path.join(scratch, "ssh-web1"),
     ...extra,
   };
@@ -238,14 +243,16 @@ describe("HostDeployment: the release reads the fingerprint the container declar
   const release = (run: ProgramRun) =>
     String(plain<{ create: string }>(run.get(REMOTE_CMD, "web1-release").inputs).create);
   const unguarded =
-    `bash -s -- activate --root /srv/shop --commit ${SHA} --subdir app --reload-file .reload` +
+    `bash -s -- release --root /srv/shop --commit ${SHA} --subdir app --reload-file .reload` +
     " --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5";
+  /** What every release command line ends with: the container and the payload on stdin. */
+  const tail = " --container shop-web1 --process-stop-timeout 10 --payload stdin";
 
   it("GIVEN the container declares one THEN the dependency guard gets it", async () => {
     const run = await declare(() => new HostDeployment("web1", sshHost()));
     assert.equal(
       release(run),
-      `${unguarded} --dependency-files requirements.txt --container-fingerprint fp1`,
+      `${unguarded} --dependency-files requirements.txt --container-fingerprint fp1${tail}`,
     );
   });
 
@@ -254,7 +261,7 @@ describe("HostDeployment: the release reads the fingerprint the container declar
       const run = await declare(() => new HostDeployment("web1", sshHost()), {
         computed: (type) => (type === CONTAINER ? { envs } : {}),
       });
-      assert.equal(release(run), unguarded, JSON.stringify(envs));
+      assert.equal(release(run), `${unguarded}${tail}`, JSON.stringify(envs));
     }
   });
 });
@@ -270,7 +277,13 @@ describe("HostDeployment on the local machine, given a host key anyway", () => {
     );
     assert.deepEqual(plain(run.get("pulumi:providers:docker", "one-docker").inputs), {});
     assert.deepEqual(run.ofType(REMOTE_CMD), []);
-    assert.equal(run.ofType(LOCAL_CMD).length, 3);
+    assert.deepEqual(
+      run
+        .ofType(LOCAL_CMD)
+        .map((r) => r.name)
+        .sort(),
+      ["one-fetch", "one-release", "one-setup", "one-user"],
+    );
   });
 });
 
@@ -336,7 +349,7 @@ describe("AppDeployment", () => {
           image: { kind: "pull", name: "ghcr.io/acme/rt:1" },
           release: RELEASE,
           rollout: { strategy: "parallel" },
-          hostScript: "#!/bin/bash\n",
+          hostScript: '#!/bin/bash\nmain "$@"\n',
         }),
     );
     assert.equal(

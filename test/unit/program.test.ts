@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "../../components/config";
 import { privateKeyFormat } from "../../components/githubDeployKey";
 import { localBranchHead } from "../../components/source";
-import { APP_SUBDIR, TestRepo } from "../e2e/support/git";
+import { APP_SUBDIR, TestRepo } from "../harness/git";
 import {
   CONTAINER,
   dependsOn,

@@ -11,9 +11,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
-import { TestRepo } from "../../e2e/support/git";
-import { findExecutable } from "../../e2e/support/prerequisites";
-import { hostScriptCommand, HOST_SCRIPT_PATH } from "../../e2e/support/hostScript";
+import { TestRepo } from "../../harness/git";
+import { findExecutable } from "../../harness/prerequisites";
+import { hostScriptCommand, HOST_SCRIPT_PATH } from "../../harness/hostScript";
 import {
   makeScratchDir,
   removeTree,
@@ -23,11 +23,11 @@ import {
   type RunOptions,
   type RunResult,
   type Started,
-} from "../../e2e/support/process";
+} from "../../harness/process";
 
-export { describeRun, encodePayload, errorLines, EXIT } from "../../e2e/support/hostScript";
-export type { PayloadRecord } from "../../e2e/support/hostScript";
-export { APP_SUBDIR } from "../../e2e/support/git";
+export { describeRun, encodePayload, errorLines, EXIT } from "../../harness/hostScript";
+export type { PayloadRecord } from "../../harness/hostScript";
+export { APP_SUBDIR } from "../../harness/git";
 
 /** The script under test. */
 export const SCRIPT_PATH = process.env.TOUCHDEPLOY_SCRIPT ?? HOST_SCRIPT_PATH;

@@ -31,7 +31,7 @@ import {
   Snapshot,
   Step,
   up,
-} from "../../support/engineModel";
+} from "../support/engineModel";
 import {
   CONTAINER,
   IMAGE,
@@ -39,8 +39,8 @@ import {
   PROJECT_DIR,
   ProgramRun,
   REMOTE_CMD,
-} from "../../support/pulumiProgram";
-import { ContainerInspect, containerOutputs } from "../../support/providerModels";
+} from "../support/pulumiProgram";
+import { ContainerInspect, containerOutputs } from "../support/providerModels";
 import { ensureDocker, followProgress } from "./docker";
 import { run, RunResult } from "./process";
 

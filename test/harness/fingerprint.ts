@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { dependencyFingerprint } from "../../../components/fingerprint";
+import { dependencyFingerprint } from "../../components/fingerprint";
 
 /** The fingerprint of `paths` (relative to `appDir`, in order) as they are in `appDir`. */
 export function dependencyFingerprintOfDir(appDir: string, paths: readonly string[]): string {

@@ -40,7 +40,7 @@ import {
   goDuration,
   UNKNOWN,
 } from "../support/providerModels";
-import { APP_SUBDIR, TestRepo } from "./support/git";
+import { APP_SUBDIR, TestRepo } from "../harness/git";
 
 const DOCKER_PROVIDER = "pulumi:providers:docker";
 

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { bashStdinCommand } from "../../../components/hostScript";
+import { bashStdinCommand } from "../../components/hostScript";
 import { REPO_ROOT } from "./images";
 import { start, type RunOptions, type RunResult, type Started } from "./process";
 
