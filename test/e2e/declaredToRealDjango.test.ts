@@ -457,7 +457,9 @@ describe(
       ]);
       assert.deepEqual(state.snapshot.resources, []);
       await assert.rejects(docker.getContainer(containerName).inspect());
-      assert.deepEqual(fs.readdirSync(root).sort(), ["shared", "state"]);
+      // destroy keeps shared/ and state/ unless empty: state/ holds the app's data, shared/
+      // was never used here (host/README.md, destroy).
+      assert.deepEqual(fs.readdirSync(root).sort(), ["state"]);
       assert.ok(fs.existsSync(path.join(root, "state", "data", "db.sqlite3")));
     });
   },
