@@ -37,7 +37,7 @@ import { APP_SUBDIR, TestRepo } from "../harness/git";
 import { BASE_IMAGE } from "../harness/images";
 import { e2eGate } from "../harness/prerequisites";
 import { freePort, makeScratchDir, removeTree } from "../harness/process";
-import { PROJECT_DIR } from "../support/pulumiProgram";
+import { PROJECT_DIR, runProgram } from "../support/pulumiProgram";
 
 /** The files of the program, copied so the test's stack file stays out of the repository. */
 const PROGRAM_FILES = [
@@ -82,6 +82,50 @@ function recorder(): { events: StepEvent[]; onEvent: (e: EngineEvent) => void } 
     },
   };
 }
+
+/** The steps of a code-only deploy: the fetch and release replaced, nothing else touched. */
+const CODE_DEPLOY_STEPS = {
+  "local-setup": ["same"],
+  "local-user": ["same"],
+  "local-fetch": ["create-replacement", "replace", "delete-replaced"],
+  "local-image": ["same"],
+  "local-container": ["same"],
+  "local-release": ["create-replacement", "replace", "delete-replaced"],
+};
+
+/** The steps of a dependency change: the container replaced delete-before-replace. */
+const DEPENDENCY_DEPLOY_STEPS = {
+  "local-setup": ["same"],
+  "local-user": ["same"],
+  "local-fetch": ["create-replacement", "replace", "delete-replaced"],
+  "local-image": ["create-replacement", "replace", "delete-replaced"],
+  "local-container": ["delete-replaced", "replace", "create-replacement"],
+  "local-release": ["delete-replaced", "replace", "create-replacement"],
+};
+
+// Runs everywhere (no CLI needed): the expectations above name exactly the resources of the
+// watched types that the program declares for this stack, so a resource added to the program
+// (as local-user was, by issue 11) cannot be missing from them while the CLI test is skipped.
+describe("Automation API test: its expected steps name every watched resource the program declares", () => {
+  it("GIVEN the stack's config under mocks THEN the watched resources are exactly the expected ones", async () => {
+    const run = await runProgram({
+      config: {
+        appName: "td-automation",
+        repoUrl: "https://example.test/hello.git",
+        commit: "0123456789abcdef0123456789abcdef01234567",
+        appDir: APP_SUBDIR,
+        hosts: ["local local port=8000 bind=127.0.0.1"],
+        root: "/var/tmp/td-automation",
+      },
+    });
+    const declared = run.resources
+      .filter((r) => WATCHED.has(r.type))
+      .map((r) => r.name)
+      .sort();
+    assert.deepEqual(Object.keys(CODE_DEPLOY_STEPS).sort(), declared);
+    assert.deepEqual(Object.keys(DEPENDENCY_DEPLOY_STEPS).sort(), declared);
+  });
+});
 
 /** Per resource, the ops of its ResourcePreEvents in order (the steps it went through). */
 function stepsByResource(events: readonly StepEvent[]): Record<string, string[]> {
@@ -180,13 +224,7 @@ describe("Automation API: a dev-shaped stack on the real engine", gate, () => {
     const containerBefore = await identity();
 
     const second = await repo.commitGreeting("Hello from the Automation API");
-    const expected = {
-      "local-setup": ["same"],
-      "local-fetch": ["create-replacement", "replace", "delete-replaced"],
-      "local-image": ["same"],
-      "local-container": ["same"],
-      "local-release": ["create-replacement", "replace", "delete-replaced"],
-    };
+    const expected = CODE_DEPLOY_STEPS;
 
     const previewed = recorder();
     const preview = await stack.preview({ onEvent: previewed.onEvent });
@@ -233,13 +271,7 @@ describe("Automation API: a dev-shaped stack on the real engine", gate, () => {
       onEvent: updated.onEvent,
     });
     assert.equal(up.summary.result, "succeeded");
-    assert.deepEqual(stepsByResource(updated.events), {
-      "local-setup": ["same"],
-      "local-fetch": ["create-replacement", "replace", "delete-replaced"],
-      "local-image": ["create-replacement", "replace", "delete-replaced"],
-      "local-container": ["delete-replaced", "replace", "create-replacement"],
-      "local-release": ["delete-replaced", "replace", "create-replacement"],
-    });
+    assert.deepEqual(stepsByResource(updated.events), DEPENDENCY_DEPLOY_STEPS);
     const e = updated.events;
     assert.ok(at(e, "local-fetch", "replace") < at(e, "local-container", "delete-replaced"));
     assert.ok(
