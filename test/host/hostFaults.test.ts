@@ -137,15 +137,24 @@ describe("fault injection at every step boundary", { ...hostGate(), concurrency:
     const cp = spawnSync("cp", ["-a", fx.root, root]);
     assert.equal(cp.status, 0, String(cp.stderr));
     const server = await Standin.start({ dir, root, subdir: APP });
-    await server.waitServing(live);
-    const docker = fakeDocker(dir, root, { startsecs: 0.2 });
-    const sync = spawnSync(
-      "docker",
-      ["exec", docker.name, "touchdeploy-processes", "sync", "--stop-timeout", "1"],
-      { env: { ...process.env, ...docker.env }, encoding: "utf8" },
-    );
-    assert.equal(sync.status, 0, sync.stdout + sync.stderr);
-    return { root, server, dir, docker };
+    // The case's caller stops the server; until the case is returned, a failure must (a
+    // stand-in left running keeps the test process, and `npm run test:host`, from ending).
+    let docker: ReturnType<typeof fakeDocker> | undefined;
+    try {
+      await server.waitServing(live);
+      docker = fakeDocker(dir, root, { startsecs: 0.2 });
+      const sync = spawnSync(
+        "docker",
+        ["exec", docker.name, "touchdeploy-processes", "sync", "--stop-timeout", "1"],
+        { env: { ...process.env, ...docker.env }, encoding: "utf8" },
+      );
+      assert.equal(sync.status, 0, sync.stdout + sync.stderr);
+      return { root, server, dir, docker };
+    } catch (err) {
+      docker?.stop();
+      await server.stop();
+      throw err;
+    }
   }
 
   function args(sub: string, c: Case, ...extra: string[]): string[] {
