@@ -8,11 +8,13 @@ import {
   CONTAINER_APP_ROOT,
   CONTAINER_PORT,
   CONTAINER_UID,
+  DEFAULT_PROCESS_STOP_TIMEOUT,
   DEFAULT_RELOAD_FILE,
   ENV,
   EXIT,
   HEADERS,
   isReservedRootName,
+  PAYLOAD_RECORDS,
   RESERVED_ROOT_NAMES,
   RULES,
   RUNTIME_INTERNAL_ENV,
@@ -117,22 +119,14 @@ describe("the host script holds the contract's values", () => {
     );
   });
 
-  it(
-    "exit code 9 (the release command failed) is the script's too",
-    scriptHasOption("release-command")
-      ? {}
-      : { todo: "engine11 not merged: the script has no --release-command and no exit code 9" },
-    () => {
-      assert.match(script, new RegExp(`\\bE_[A-Z_]+=${EXIT.releaseCommand}\\b`));
-    },
-  );
+  it("exit code 9 (the release command failed) is the script's too", () => {
+    assert.ok(scriptHasOption("release-command"));
+    assert.match(script, new RegExp(`\\bE_[A-Z_]+=${EXIT.releaseCommand}\\b`));
+  });
 
-  it(
-    "the payload's names and the state dirs: the same patterns as the script's validators",
-    scriptHasOption("payload") && scriptHasOption("state-dirs")
-      ? {}
-      : { todo: "engine11 not merged: the script has no --payload or --state-dirs" },
-    () => {
+  it("the payload's names and the state dirs: the same patterns as the script's validators", () => {
+    {
+      assert.ok(scriptHasOption("payload") && scriptHasOption("state-dirs"));
       for (const rule of [RULES.envName, RULES.processName, RULES.stateDirName]) {
         assert.ok(script.includes(rule.source), rule.source);
       }
@@ -142,37 +136,40 @@ describe("the host script holds the contract's values", () => {
       assert.match(script, new RegExp(`\\bMAX_ARG=${RULES.maxArg}\\b`));
       assert.match(script, new RegExp(`\\bMAX_ENV_TOTAL=${RULES.maxEnvTotal}\\b`));
       assert.match(script, new RegExp(`\\bMAX_PAYLOAD_RECORDS=${RULES.maxPayloadRecords}\\b`));
-    },
-  );
-
-  /** The script's reserved names: its RESERVED=(...) array, or (older) the case in validate_reload_file. */
-  function scriptReserved(): { names: string[]; table: boolean } {
-    const array = /^RESERVED=\(([\s\S]*?)\)$/m.exec(script)?.[1];
-    if (array) {
-      return {
-        names: array
-          .split(/\s+/)
-          .filter(Boolean)
-          .map((n) => n.replace(/^'(.*)'$/, "$1")),
-        table: true,
-      };
     }
-    const cases =
-      /validate_reload_file\(\)[\s\S]*?case \$v in\n\s*([^)]*)\)/.exec(script)?.[1] ?? "";
-    return { names: cases.split("|").map((n) => n.trim()), table: false };
-  }
+  });
 
-  it("reserved root names: exactly the contract's (a script without the RESERVED table refuses a subset)", () => {
-    const { names, table } = scriptReserved();
-    assert.ok(names.length >= 6, names.join(" "));
-    if (table) {
-      assert.deepEqual([...names].sort(), [...RESERVED_ROOT_NAMES].sort());
-    } else {
-      for (const name of names) {
-        const example = name.replace(/\*$/, "x");
-        assert.ok(isReservedRootName(example), `${name} is not reserved by the contract`);
-      }
-    }
+  it("the container's paths and user, the payload's record kinds and the processes' stop timeout", () => {
+    assert.match(
+      script,
+      new RegExp(
+        `^readonly CONTAINER_ROOT=${CONTAINER_APP_ROOT} DEFAULT_CONTAINER_USER=${CONTAINER_UID}:${CONTAINER_UID}$`,
+        "m",
+      ),
+    );
+    // The payload parser's cases are exactly the contract's kinds (and its error names them).
+    const kinds = Object.values(PAYLOAD_RECORDS);
+    assert.match(script, new RegExp(`^ +${kinds.slice(0, 2).join(" \\| ")}\\)$`, "m"));
+    assert.match(script, new RegExp(`^ +${kinds[2]}\\)$`, "m"));
+    assert.ok(script.includes(`unknown kind $(show "$kind") (env, secret or process)`));
+    assert.deepEqual(kinds, ["env", "secret", "process"]);
+    assert.match(
+      script,
+      new RegExp(
+        `^ +'process-stop-timeout +\\| SECONDS +\\| ${DEFAULT_PROCESS_STOP_TIMEOUT} +\\|`,
+        "m",
+      ),
+    );
+  });
+
+  it("reserved root names: exactly the contract's (the script's RESERVED table)", () => {
+    const array = /^RESERVED=\(([\s\S]*?)\)$/m.exec(script)?.[1] ?? "";
+    const names = array
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((n) => n.replace(/^'(.*)'$/, "$1"));
+    assert.deepEqual([...names].sort(), [...RESERVED_ROOT_NAMES].sort());
+    for (const name of names) assert.ok(isReservedRootName(name.replace(/\*$/, "x")), name);
   });
 
   /** A JS regex's source as the script writes it in a bash bracket expression (`]` first, unescaped). */
@@ -185,17 +182,13 @@ describe("the host script holds the contract's values", () => {
     assert.ok(script.includes(`'${bash(RULES.repoChars)}'`), "repo URL characters");
     assert.ok(script.includes(`local scp='${RULES.repoScp.source}'`), "scp-like repo");
     assert.ok(script.includes("^[1-9][0-9]{0,5}$") && RULES.maxPositiveInt === 999_999, "ints");
-    if (scriptReserved().table) {
-      assert.ok(script.includes(`'${bash(RULES.localRepoChars)}'`), "local repo path characters");
-    }
+    assert.ok(script.includes(`'${bash(RULES.localRepoChars)}'`), "local repo path characters");
   });
 
   it("the default reload file, the headers it reads and the unmanaged fingerprint", () => {
-    assert.ok(
-      script.includes(`RELOAD_FILE=\${OPT[reload-file]-${DEFAULT_RELOAD_FILE}}`) ||
-        new RegExp(
-          `'reload-file +\\| NAME +\\| ${DEFAULT_RELOAD_FILE.replace(".", "\\.")} +\\|`,
-        ).test(script),
+    assert.match(
+      script,
+      new RegExp(`'reload-file +\\| NAME +\\| ${DEFAULT_RELOAD_FILE.replace(".", "\\.")} +\\|`),
       "default reload file",
     );
     assert.ok(script.includes(`${HEADERS.revision.toLowerCase()}:*)`));
@@ -203,23 +196,16 @@ describe("the host script holds the contract's values", () => {
     assert.ok(script.includes(`== ${UNMANAGED_FINGERPRINT} ]]`));
   });
 
-  it("every phase's subcommand is one the script knows (destroy: pending on a script without it)", () => {
-    const rows = /^SUBCOMMANDS=\(([\s\S]*?)^\)$/m.exec(script)?.[1];
-    const known = rows
-      ? [...rows.matchAll(/^\s*'(\w+) *\| *(\w*) *\|/gm)]
-          .flatMap((m) => [m[1], m[2]])
-          .filter(Boolean)
-      : (/^\s*(init \| prepare \| activate[^)]*)\) shift ;;$/m.exec(script)?.[1].split(" | ") ??
-        []);
-    const missing = Object.values(SUBCOMMANDS).filter((s) => !known.includes(s));
+  it("every phase's subcommand is one the script knows, by the phase words (COORD.md vocabulary)", () => {
+    const rows = /^SUBCOMMANDS=\(([\s\S]*?)^\)$/m.exec(script)?.[1] ?? "";
+    const known = [...rows.matchAll(/^\s*'(\w+) *\| *(\w*) *\|/gm)]
+      .flatMap((m) => [m[1], m[2]])
+      .filter(Boolean);
     assert.deepEqual(
-      missing.filter((s) => rows !== undefined || s !== "destroy"),
+      Object.values(SUBCOMMANDS).filter((s) => !known.includes(s)),
       [],
     );
-    if (rows) {
-      // The phase words are the script's own names (COORD.md vocabulary).
-      for (const phase of ["setup", "fetch", "release", "destroy"])
-        assert.ok(known.includes(phase), phase);
-    }
+    for (const phase of ["setup", "fetch", "release", "destroy"])
+      assert.ok(known.includes(phase), phase);
   });
 });

@@ -49,15 +49,6 @@ function unknownOptions(args: string[]): string[] {
   return names.filter((name) => !SCRIPT_OPTIONS.has(name));
 }
 
-/** The argument vector without these options and their values. */
-function withoutOptions(args: string[], names: string[]): string[] {
-  const out = [args[0]];
-  for (let i = 1; i < args.length; i += 2) {
-    if (!names.includes(args[i].replace(/^--/, ""))) out.push(args[i], args[i + 1]);
-  }
-  return out;
-}
-
 describe("touchdeploy.sh check", () => {
   it("accepts valid options and creates nothing", () => {
     const root = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "td-check-")), "root");
@@ -324,23 +315,9 @@ describe("every value the program accepts, the host script's check accepts", () 
       const accepted = config;
       const name = `${key} = ${JSON.stringify(value).slice(0, 60)}: accepted by the config, so by check`;
       const runs = phaseRuns(accepted, secretsOf(rawWith(key, value)));
-      const missing = [...new Set(runs.flatMap((r) => unknownOptions(r.args)))];
-      // The options of issue 11 come with the engine11 track's script: until it is merged,
-      // check what the script knows and report the rest as to do.
-      if (missing.length > 0) {
-        it(`${name} (options the script does not know yet left out)`, () => {
-          for (const run of runs) {
-            const known = withoutOptions(run.args, missing);
-            const r = checkWithStdin(missing.includes("payload") ? "" : run.stdin, ...known);
-            assert.equal(r.status, 0, `check ${known.join(" ")}\n${r.stderr}`);
-          }
-        });
-        it(`${name}: ${missing.map((o) => `--${o}`).join(", ")}`, {
-          todo: `engine11 not merged: the host script does not know ${missing.map((o) => `--${o}`).join(", ")}`,
-        });
-        continue;
-      }
       it(name, () => {
+        // Every option the program passes is one the script's table has (issue 11's too).
+        assert.deepEqual([...new Set(runs.flatMap((r) => unknownOptions(r.args)))], []);
         for (const run of runs) {
           const r = checkWithStdin(run.stdin, ...run.args);
           assert.equal(r.status, 0, `check ${run.args.join(" ")}\n${r.stderr}`);
