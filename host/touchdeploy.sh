@@ -92,7 +92,7 @@ STEPS=(
     'health  | publishing | wait until the commit and its env are served with 200                  | as switch'
     'restart | publishing | restart the processes on the new release and env, check each stays up; then remove the journal | as switch, then restart them on the old ones'
     'prune   | finishing  | remove old releases and their cache refs, and env versions no link points to; problems are warnings | - (the release stands)'
-    'destroy | finishing  | remove what touchdeploy made under --root, keeping shared/ and state/  | -'
+    'destroy | finishing  | remove what touchdeploy made under --root, keeping shared/ and state/; nothing while a container labelled with the root exists | -'
 )
 
 # Names touchdeploy owns in --root (glob patterns): never a --reload-file. destroy removes all
@@ -2614,9 +2614,32 @@ compact_history() {
 # ---------------------------------------------------------------------------------------------
 # destroy: what `pulumi destroy` runs. shared/ and state/ are the operator's and the app's.
 
+# The containers (running or not) that the program labelled with this root (containerArgs:
+# touchdeploy.root), in USING; NOT_CHECKED says why there is no answer. A container still there
+# when destroy runs means the root is not this resource's alone any more: a host renamed (or
+# moved to another stack) with the same root, whose new container exists before the old host's
+# destroy runs (the engine deletes replaced resources last).
+containers_using_root() {
+    USING='' NOT_CHECKED=''
+    if ! command -v docker >/dev/null 2>&1; then
+        return 0
+    fi
+    if run_limited 30 docker ps -a --filter "label=touchdeploy.root=$ROOT" --format '{{.Names}}'; then
+        USING=$(last_output | tr -s '\n' ' ')
+        USING=${USING% }
+    else
+        NOT_CHECKED="Docker did not answer ($(last_output | head -n 1)): not checked whether a container still uses the root"
+    fi
+}
+
 step_destroy() {
     local name removed=() problems=() triggers=() t event sha entry
     step destroy "removing what touchdeploy made under $ROOT"
+    containers_using_root
+    if [[ -n $USING ]]; then
+        step_done "removed nothing: container(s) $USING still use $ROOT (label touchdeploy.root); a host renamed with the same root keeps its files. Once no container uses the root, run destroy again to clean it"
+        return 0
+    fi
     triggers=("$RELOAD_FILE")
     if [[ -f $ROOT/.history ]]; then
         while read -r t event sha; do
@@ -2646,9 +2669,9 @@ step_destroy() {
     done
     rm -f -- "$ROOT/.lock" "$ROOT"/.lock.* 2>/dev/null || true
     if rmdir -- "$ROOT" 2>/dev/null; then
-        step_done "removed ${removed[*]:-nothing} and the root (it was empty then)"
+        step_done "removed ${removed[*]:-nothing} and the root (it was empty then)${NOT_CHECKED:+ ($NOT_CHECKED)}"
     else
-        step_done "removed ${removed[*]:-nothing}; kept ${kept[*]:-the root: it holds other files}"
+        step_done "removed ${removed[*]:-nothing}; kept ${kept[*]:-the root: it holds other files}${NOT_CHECKED:+ ($NOT_CHECKED)}"
     fi
 }
 

@@ -198,11 +198,38 @@ def processes(args, c, env):
             print("no processes", flush=True)
 
 
+def ps(args, c):
+    """`docker ps -a --filter label=KEY=VALUE --format '{{.Names}}'`: the container's name when
+    its root matches a `label=touchdeploy.root=ROOT` filter (containerArgs labels it so)."""
+    wanted = None
+    while args:
+        flag = args.pop(0)
+        if flag in ("-a", "--all"):
+            continue
+        if flag == "--filter":
+            wanted = args.pop(0)
+        elif flag == "--format":
+            if args.pop(0) != "{{.Names}}":
+                fail("fakedocker: ps supports only --format '{{.Names}}'", 125)
+        else:
+            fail(f"fakedocker: unsupported ps flag {flag}", 125)
+    log("ps", filter=wanted)
+    if c.get("exists", True) and wanted == f"label=touchdeploy.root={c['root']}":
+        print(c["name"])
+
+
 def main():
     args = sys.argv[1:]
     c = load()
     if not args:
         fail("fakedocker: no command", 125)
+    if c.get("daemon") == "down":
+        fail(
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?"
+        )
+    if args[0] == "ps":
+        return ps(args[1:], c)
     if args[0] == "inspect":
         return inspect(args[1:], c)
     if args[0] == "exec":

@@ -647,6 +647,10 @@ export interface FakeContainer {
   user: string;
   running: boolean;
   env: Record<string, string>;
+  /** False: removed (`docker ps -a` no longer lists it). */
+  exists?: boolean;
+  /** "down": every docker command fails as with a stopped daemon. */
+  daemon?: "up" | "down";
 }
 
 export function fakeDocker(
