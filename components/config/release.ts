@@ -74,7 +74,7 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
   if (secretNames.length > 0 && !encrypted("secretEnv")) {
     problem(
       "secretEnv",
-      `holds no encrypted value (${secretNames.join(", ")} in plaintext in the stack file): set each with \`pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' VALUE\`, or move them to touchdeploy:env`,
+      `holds no encrypted value (${secretNames.join(", ")} in plaintext in the stack file): set each with \`pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' < file\`, or move them to touchdeploy:env`,
     );
   }
   // The host's limits on the whole payload (every process of the app gets the env from

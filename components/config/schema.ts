@@ -203,7 +203,7 @@ function environment<Secret extends boolean>(secret: Secret) {
         const got = secret ? kindOf(parsedJson(raw)) : show(raw);
         ctx.addIssue({
           code: "custom",
-          message: `must be an object of NAME: value (set with \`pulumi config set${secret ? " --secret" : ""} --path 'touchdeploy:${secret ? "secretEnv" : "env"}.NAME' VALUE\`), got ${got}`,
+          message: `must be an object of NAME: value (set with \`pulumi config set${secret ? " --secret" : ""} --path 'touchdeploy:${secret ? "secretEnv" : "env"}.NAME' ${secret ? "< file" : "VALUE"}\`), got ${got}`,
         });
         return z.NEVER;
       }
@@ -561,7 +561,7 @@ export const CONFIG_KEYS = {
     secret: true,
     checksSecretValue: true,
     description:
-      "Secret. The app's secret environment, {NAME: value}, each value encrypted: `pulumi config set --secret --path 'touchdeploy:secretEnv.DJANGO_SECRET_KEY' VALUE`. Sent to the hosts only on the release command's stdin; a change is one graceful reload, not a container deploy.",
+      "Secret. The app's secret environment, {NAME: value}, each value encrypted: `pulumi config set --secret --path 'touchdeploy:secretEnv.DJANGO_SECRET_KEY' < file`. Sent to the hosts only on the release command's stdin; a change is one graceful reload, not a container deploy.",
   },
   stateDirs: {
     schema: list(

@@ -333,7 +333,7 @@ describe("secretEnv: checked like env, its values never shown", () => {
       [json(SECRET), "a string"],
     ]) {
       assert.deepEqual(problemsOf({ secretEnv: raw }), [
-        `touchdeploy:secretEnv: must be an object of NAME: value (set with \`pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' VALUE\`), got ${kind}`,
+        `touchdeploy:secretEnv: must be an object of NAME: value (set with \`pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' < file\`), got ${kind}`,
       ]);
     }
   });
@@ -342,7 +342,7 @@ describe("secretEnv: checked like env, its values never shown", () => {
     assert.deepEqual(
       problemsOf({ secretEnv: json({ DJANGO_SECRET_KEY: SECRET, B: "x" }) }, false),
       [
-        "touchdeploy:secretEnv: holds no encrypted value (B, DJANGO_SECRET_KEY in plaintext in the stack file): set each with `pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' VALUE`, or move them to touchdeploy:env",
+        "touchdeploy:secretEnv: holds no encrypted value (B, DJANGO_SECRET_KEY in plaintext in the stack file): set each with `pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' < file`, or move them to touchdeploy:env",
       ],
     );
     // An empty secretEnv (the default) holds nothing to encrypt.

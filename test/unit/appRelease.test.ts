@@ -186,7 +186,7 @@ describe("env and secretEnv: sent only on the release's stdin", () => {
     assert.equal(
       refused.message,
       "invalid stack configuration (1 problem):\n" +
-        "  - touchdeploy:secretEnv: holds no encrypted value (DJANGO_SECRET_KEY in plaintext in the stack file): set each with `pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' VALUE`, or move them to touchdeploy:env",
+        "  - touchdeploy:secretEnv: holds no encrypted value (DJANGO_SECRET_KEY in plaintext in the stack file): set each with `pulumi config set --secret --path 'touchdeploy:secretEnv.NAME' < file`, or move them to touchdeploy:env",
     );
   });
 });
