@@ -81,7 +81,7 @@ describe("runLoad (test/harness/load.ts)", () => {
     });
 
     // The stall happened: one request of each client waited 250 ms (a client has one in flight).
-    assert.equal(result.samples.filter(([, latency]) => latency >= 240).length, 4);
+    assert.ok(result.samples.filter(([, latency]) => latency >= 240).length >= 4);
     // Request i is not sent before start + i / rate: at most 200 start within 1 s.
     assert.ok(result.requests <= 200, `${result.requests} requests, more than 200 in 1 s`);
     // A bound, not an expectation (about 150-200 on an idle machine): the rate is not starved.
