@@ -63,9 +63,9 @@ describe("the load process (loadWorker.ts)", () => {
     const newSeen = w.revisions[next];
     assert.ok(oldSeen && newSeen, JSON.stringify(w.revisions));
     const switchedMs = current.since - w.startedAt;
-    // Not before: the old revision answered until the switch, 500 ms after the settle line.
+    // Not before: the old revision answered until (about) the switch, 500 ms after the settle
+    // line, and the window ends only 300 ms after its last answer.
     assert.ok(oldSeen.lastMs + 300 <= w.durationMs, `${oldSeen.lastMs} + 300 > ${w.durationMs}`);
-    assert.ok(w.durationMs >= switchedMs + 300, `${w.durationMs} < ${switchedMs} + 300`);
     // Not much after (a bound for a loaded machine, not an expectation).
     assert.ok(w.durationMs < switchedMs + 5000, `${w.durationMs} >= ${switchedMs} + 5000`);
     assert.equal(w.ok, w.requests);
