@@ -240,7 +240,7 @@ async function main(): Promise<void> {
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
   };
   const window = async (url: string, during: () => Promise<unknown>): Promise<LoadWindow> => {
-    const load = await startLoad({ ...loadOptions, url, maxDurationMs: 180_000 });
+    const load = await startLoad({ ...loadOptions, url, durationMs: 180_000 });
     const kill = onCleanup("load generator", () => load.kill());
     await sleep(LOAD_MARGIN_MS);
     await during();

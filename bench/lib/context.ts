@@ -5,6 +5,7 @@
 import * as path from "node:path";
 import type { TestRepo } from "../../test/harness/git";
 import { REPO_ROOT } from "../../test/harness/images";
+import { answeredLatencies } from "../../test/harness/load";
 import { removeTree, sleep } from "../../test/harness/process";
 import { onCleanup } from "./cleanup";
 import { reloadStalled, type CodeDeployResult, type CodeHost, type ReloadPhases } from "./codeHost";
@@ -258,7 +259,7 @@ export function loadStats(windows: LoadWindow[]): LoadStats {
   const failedSamples = [
     ...new Set(windows.flatMap((w) => w.errorSamples.map((e) => e.slice(0, 120)))),
   ].slice(0, 5);
-  const latencies = windows.flatMap((w) => w.latenciesMs).sort((a, b) => a - b);
+  const latencies = windows.flatMap((w) => answeredLatencies(w.samples)).sort((a, b) => a - b);
   const seconds = sum(windows.map((w) => w.durationMs)) / 1000;
   return {
     requests: sum(windows.map((w) => w.requests)),
@@ -328,12 +329,14 @@ export async function explainSlow(
   notes.push(text);
 }
 
-export const describeWindow = (w: LoadWindow): string =>
-  `${w.requests} requests, ${w.non2xx} non-2xx, ${w.errors} errors, ${w.timeouts} timeouts, ` +
-  `p99 ${quantile(
-    [...w.latenciesMs].sort((a, b) => a - b),
-    0.99,
-  )} ms, max ${Math.max(0, ...w.latenciesMs)} ms, CPU ${Math.round(w.machineBusy * 100)}%`;
+export const describeWindow = (w: LoadWindow): string => {
+  const latencies = answeredLatencies(w.samples).sort((a, b) => a - b);
+  return (
+    `${w.requests} requests, ${w.non2xx} non-2xx, ${w.errors} errors, ${w.timeouts} timeouts, ` +
+    `p99 ${quantile(latencies, 0.99)} ms, max ${latencies[latencies.length - 1] ?? 0} ms, ` +
+    `CPU ${Math.round(w.machineBusy * 100)}%`
+  );
+};
 
 /** Removes hosts (containers and app roots) now or at cleanup. */
 export function hostsCleanup(name: string, hosts: CodeHost[]): () => Promise<void> {

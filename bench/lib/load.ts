@@ -1,9 +1,9 @@
-/** Starts the load generator process (loadWorker.ts) and stops it on demand. */
+/** Starts the load generator process (loadWorker.ts: test/harness/load.ts) and stops it on demand. */
 import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { REPO_ROOT } from "../../test/harness/images";
 import { cpuTimes } from "./cpu";
-import type { PacedLoadOptions, PacedLoadResult } from "./pacedLoad";
+import type { WorkerLoadOptions, WorkerLoadResult } from "../loadWorker";
 
 export interface RunningLoad {
   /** Ends the load, waits for in-flight requests, returns what happened. */
@@ -17,12 +17,12 @@ export interface RunningLoad {
   kill(): void;
 }
 
-export interface LoadWindow extends PacedLoadResult {
+export interface LoadWindow extends WorkerLoadResult {
   /** Share of the machine's CPU time that was busy during the window (0..1, all cores). */
   machineBusy: number;
 }
 
-export async function startLoad(opts: PacedLoadOptions): Promise<RunningLoad> {
+export async function startLoad(opts: WorkerLoadOptions): Promise<RunningLoad> {
   const worker = path.join(REPO_ROOT, "bench", "loadWorker.ts");
   const child = spawn(process.execPath, ["--import", "tsx", worker, JSON.stringify(opts)], {
     cwd: REPO_ROOT,
@@ -61,7 +61,7 @@ export async function startLoad(opts: PacedLoadOptions): Promise<RunningLoad> {
     if (code !== 0 || !line) {
       throw new Error(`the load generator failed (exit ${code}):\n${stderr.slice(-2000)}`);
     }
-    const result = JSON.parse(line) as PacedLoadResult;
+    const result = JSON.parse(line) as WorkerLoadResult;
     const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
     return { ...result, machineBusy };
   };

@@ -1,8 +1,8 @@
 /**
- * What a load window saw around one deploy, from its per-request samples (lib/pacedLoad.ts):
- * when the new code answered first, when the old code answered last, whether a client could
- * get old code after someone already got new code, and request latency over time (for the
- * chart: the pause users feel).
+ * What a load window saw around one deploy, from its per-request samples (test/harness/load.ts):
+ * when the new code answered first, when the old code answered last, whether a client could get
+ * old code after someone already got new code, and request latency over time (for the chart:
+ * the pause users feel).
  */
 import type { LoadWindow } from "./load";
 import { quantile } from "./stats";

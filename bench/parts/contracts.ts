@@ -184,7 +184,7 @@ async function deployInWindow(
   sha: string,
 ): Promise<string> {
   const url = `${s.host.container.baseUrl}/`;
-  const load = await startLoad({ ...ctx.loadOptions, url, maxDurationMs: MAX_WINDOW_MS });
+  const load = await startLoad({ ...ctx.loadOptions, url, durationMs: MAX_WINDOW_MS });
   const kill = onCleanup("load generator", () => load.kill());
   const cpu0 = containerCpuSeconds(s.host.container.id) ?? NaN;
   await sleep(LOAD_MARGIN_MS);
@@ -194,7 +194,7 @@ async function deployInWindow(
   await kill();
   await settle();
   // The same length of load, no deploy.
-  const base = await startLoad({ ...ctx.loadOptions, url, maxDurationMs: MAX_WINDOW_MS });
+  const base = await startLoad({ ...ctx.loadOptions, url, durationMs: MAX_WINDOW_MS });
   const killBase = onCleanup("load generator", () => base.kill());
   const b0 = containerCpuSeconds(s.host.container.id) ?? NaN;
   await sleep(w.durationMs);
@@ -312,7 +312,7 @@ async function runRollbacks(
   const broken = await app.breakIt(repo);
   for (const s of series) {
     const url = `${s.host.container.baseUrl}/`;
-    const load = await startLoad({ ...ctx.loadOptions, url, maxDurationMs: MAX_WINDOW_MS });
+    const load = await startLoad({ ...ctx.loadOptions, url, durationMs: MAX_WINDOW_MS });
     const kill = onCleanup("load generator", () => load.kill());
     await sleep(LOAD_MARGIN_MS);
     const d = await codeDeploy(s.host, repo, broken, {

@@ -2,24 +2,20 @@
 import * as assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LoadWindow } from "../lib/load";
-import { OUTCOME_ERROR, type RequestSample } from "../lib/pacedLoad";
+import { OUTCOME_ERROR, summarizeSamples, type RequestSample } from "../../test/harness/load";
 import { timeline, viewDeploy } from "../lib/timeline";
 
 /** A window that started at epoch 10_000 with these samples; revisions "old", "new". */
 function windowOf(samples: RequestSample[]): LoadWindow {
+  const revisionNames = ["old", "new"];
   return {
-    requests: samples.length,
-    ok: samples.filter((s) => s[2] >= 0).length,
-    non2xx: 0,
-    errors: samples.filter((s) => s[2] === OUTCOME_ERROR).length,
-    timeouts: 0,
+    ...summarizeSamples(samples, revisionNames),
     statuses: {},
     errorSamples: [],
-    latenciesMs: samples.map((s) => s[1]),
     bodyMismatches: 0,
     samples,
-    revisionNames: ["old", "new"],
-    revisions: {},
+    revisionNames,
+    perConnection: [],
     startedAt: 10_000,
     durationMs: 5000,
     cpuSeconds: 0,

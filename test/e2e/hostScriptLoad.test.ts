@@ -114,8 +114,8 @@ describe(
         `load: ${result.requests} requests in ${result.durationMs} ms from ${CLIENTS} clients at ${RATE}/s; ` +
           `failed: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts; ` +
           `latency p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, max ${result.latencyMs.max} ms; ` +
-          `old ${short(oldSha)} last seen at ${result.seen[oldSha]?.lastMs} ms, ` +
-          `new ${short(newSha)} first seen at ${result.seen[newSha]?.firstMs} ms`,
+          `old ${short(oldSha)} last seen at ${result.revisions[oldSha]?.lastMs} ms, ` +
+          `new ${short(newSha)} first seen at ${result.revisions[newSha]?.firstMs} ms`,
       );
       assert.deepEqual(
         { non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts },
