@@ -43,15 +43,14 @@ describe("parseConfig defaults", () => {
       release: {
         appDir: "",
         reloadFile: ".reload",
-        health: { path: "/healthz", timeoutSeconds: 60 },
-        keepReleases: 5,
+        health: { path: "/healthz" },
+        hostOptions: { "health-timeout": 60, keep: 5, "process-stop-timeout": 10 },
         dependencyFiles: ["requirements.txt", "Aptfile"],
         releaseCommand: undefined,
         env: {},
         secretEnvNames: [],
         stateDirs: [],
         processes: [],
-        processStopTimeoutSeconds: 10,
       },
       rollout: { strategy: "parallel" },
     });
@@ -106,7 +105,10 @@ describe("parseConfig defaults", () => {
   });
 
   it("GIVEN a legitimate 0-free integer of 1 THEN it is kept (no `||` defaulting)", () => {
-    assert.equal(parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).release.keepReleases, 1);
+    assert.equal(
+      parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).release.hostOptions.keep,
+      1,
+    );
   });
 });
 
