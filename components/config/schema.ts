@@ -557,6 +557,14 @@ export const CONFIG_KEYS = {
     description:
       'Where releaseCommand runs. "first-host": in the release of the first host of the rollout only, and every other host\'s release waits for that one (so with rollout "parallel" the first host goes first, then the rest together). "every-host": each host runs it before its own switch.',
   },
+  releaseCommandTimeout: {
+    schema: integer(1, 86400),
+    default: 600,
+    declare: "integer",
+    hostOption: "release-command-timeout",
+    description:
+      "Seconds releaseCommand may run (a long migration needs more); past them it is stopped in the container and nothing is switched.",
+  },
   env: {
     schema: environment(false),
     default: {},

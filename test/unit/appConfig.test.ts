@@ -39,7 +39,12 @@ describe("the app's keys: values as the stack gives them", () => {
         secretEnvNames: [],
         stateDirs: [],
         processes: [],
-        hostOptions: { "health-timeout": 60, keep: 5, "process-stop-timeout": 10 },
+        hostOptions: {
+          "health-timeout": 60,
+          keep: 5,
+          "release-command-timeout": 600,
+          "process-stop-timeout": 10,
+        },
       },
     );
   });

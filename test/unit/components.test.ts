@@ -238,7 +238,7 @@ describe("HostDeployment: the release reads the fingerprint the container declar
   const unguarded =
     `bash -s -- release --root /srv/shop --commit ${SHA} --subdir app --reload-file .reload` +
     " --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
-    " --process-stop-timeout 10";
+    " --release-command-timeout 600 --process-stop-timeout 10";
   /** What every release command line ends with: the container and the payload on stdin. */
   const tail = " --container shop-web1 --payload stdin";
 

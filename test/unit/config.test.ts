@@ -44,7 +44,12 @@ describe("parseConfig defaults", () => {
         appDir: "",
         reloadFile: ".reload",
         health: { path: "/healthz" },
-        hostOptions: { "health-timeout": 60, keep: 5, "process-stop-timeout": 10 },
+        hostOptions: {
+          "health-timeout": 60,
+          keep: 5,
+          "release-command-timeout": 600,
+          "process-stop-timeout": 10,
+        },
         dependencyFiles: ["requirements.txt", "Aptfile"],
         releaseCommand: undefined,
         env: {},
@@ -309,7 +314,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "typo in a key",
       { repoPath: ".", host: "[]" },
       [
-        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, env, secretEnv, stateDirs, processes, processStopTimeout)",
+        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, releaseCommandTimeout, env, secretEnv, stateDirs, processes, processStopTimeout)",
       ],
     ],
     [

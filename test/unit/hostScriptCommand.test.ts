@@ -85,6 +85,7 @@ describe("releaseOptions", () => {
         "container-fingerprint": "f".repeat(64),
         container: "shop-web1",
         "release-command": undefined,
+        "release-command-timeout": 600,
         "process-stop-timeout": 10,
         payload: "stdin",
       },

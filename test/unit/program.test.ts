@@ -285,7 +285,7 @@ describe("the dev stack (one local host)", () => {
       release.create,
       `bash -s -- release --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
         " --reload-file .reload --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
-        " --process-stop-timeout 10" +
+        " --release-command-timeout 600 --process-stop-timeout 10" +
         ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${expectedFingerprint(repo.c1)}` +
         " --container hello-wsgi-local --payload stdin",
     );
