@@ -44,8 +44,8 @@ export interface AppDeploymentArgs {
   /** The runtime image. */
   image: AppImage;
   /**
-   * What each host's release does (appDir, reloadFile, health, keepReleases, dependencyFiles,
-   * releaseCommand, env, stateDirs, processes, processStopTimeoutSeconds).
+   * What each host's release does (appDir, reloadFile, health, hostOptions, dependencyFiles,
+   * releaseCommand, env, stateDirs, processes).
    */
   release: ReleaseConfig;
   /**

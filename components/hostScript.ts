@@ -129,14 +129,12 @@ export function releaseOptions(
     subdir: release.appDir,
     "reload-file": release.reloadFile,
     "health-url": hostHealthUrl(host.bindAddress, host.port, release.health.path),
-    "health-timeout": release.health.timeoutSeconds,
-    keep: release.keepReleases,
+    ...release.hostOptions,
     "dependency-files":
       containerFingerprint === undefined ? undefined : release.dependencyFiles.join(" "),
     "container-fingerprint": containerFingerprint,
     container: run.container,
     "release-command": run.runsReleaseCommand ? release.releaseCommand?.command : undefined,
-    "process-stop-timeout": release.processStopTimeoutSeconds,
     payload: "stdin",
   };
 }

@@ -1,6 +1,6 @@
 /** The release section: what a release does on each host, and how releases roll across hosts. */
 import { relativePathProblem, ReleaseCommandOn, reloadFileProblem, RULES } from "../contract";
-import { ProcessSpec, utf8Bytes } from "./schema";
+import { hostOptionsOf, ProcessSpec, utf8Bytes } from "./schema";
 import { SectionInput, show } from "./section";
 
 /** What each host's release does (passed through whole, from the config to the host script). */
@@ -9,10 +9,13 @@ export interface ReleaseConfig {
   appDir: string;
   /** Name of the reload trigger in each app root. */
   reloadFile: string;
-  /** The health check after the reload: 200 with X-Revision equal to the commit. */
-  health: { path: string; timeoutSeconds: number };
-  /** Release directories kept per host (live and previous always kept). */
-  keepReleases: number;
+  /** The health check after the reload: 200 with X-Revision equal to the commit, at this path. */
+  health: { path: string };
+  /**
+   * The keys passed to the host script's release unchanged, by option name (`hostOption` in the
+   * schema: health-timeout, keep, process-stop-timeout).
+   */
+  hostOptions: Readonly<Record<string, string | number>>;
   /** Dependency files (relative to appDir), in fingerprint order: the host script's guard. */
   dependencyFiles: string[];
   /**
@@ -31,8 +34,6 @@ export interface ReleaseConfig {
   stateDirs: string[];
   /** Processes run next to uWSGI, restarted by each release (in config order). */
   processes: ProcessSpec[];
-  /** Seconds between TERM and KILL when the processes restart. */
-  processStopTimeoutSeconds: number;
 }
 
 /** Rollout order across hosts. */
@@ -100,8 +101,8 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
   return {
     appDir,
     reloadFile: v.reloadFile,
-    health: { path: v.healthPath, timeoutSeconds: v.healthTimeout },
-    keepReleases: v.keepReleases,
+    health: { path: v.healthPath },
+    hostOptions: hostOptionsOf(v),
     dependencyFiles: v.dependencyFiles,
     releaseCommand: v.releaseCommand
       ? { command: v.releaseCommand, on: v.releaseCommandOn as ReleaseCommandOn }
@@ -110,7 +111,6 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
     secretEnvNames: secretNames,
     stateDirs: v.stateDirs,
     processes: v.processes,
-    processStopTimeoutSeconds: v.processStopTimeout,
   };
 }
 

@@ -54,6 +54,14 @@ export interface KeySpec<S extends z.ZodType = z.ZodType> {
    * value types). Its messages never show a value, and its output holds no secret (the names).
    */
   checksSecretValue?: boolean;
+  /**
+   * The host script option (`release --NAME VALUE`) this key's value is passed to unchanged.
+   * The one place such a key is wired: the release section collects these into
+   * `ReleaseConfig.hostOptions` and the release command line passes them all; the script's own
+   * OPTIONS table validates the value again (hostRules.test.ts runs every accepted value
+   * through `touchdeploy.sh check`).
+   */
+  hostOption?: string;
 }
 
 const show = (v: unknown) => JSON.stringify(v);
@@ -474,12 +482,14 @@ export const CONFIG_KEYS = {
   healthTimeout: {
     schema: integer(1, 3600),
     default: 60,
+    hostOption: "health-timeout",
     declare: "integer",
     description: "Seconds the release waits for the new commit to be healthy before rolling back.",
   },
   keepReleases: {
     schema: integer(1, 1000),
     default: 5,
+    hostOption: "keep",
     declare: "integer",
     description:
       "Release directories kept per host (the live and the previous one are always kept).",
@@ -547,6 +557,14 @@ export const CONFIG_KEYS = {
     description:
       'Where releaseCommand runs. "first-host": in the release of the first host of the rollout only, and every other host\'s release waits for that one (so with rollout "parallel" the first host goes first, then the rest together). "every-host": each host runs it before its own switch.',
   },
+  releaseCommandTimeout: {
+    schema: integer(1, 86400),
+    default: 600,
+    declare: "integer",
+    hostOption: "release-command-timeout",
+    description:
+      "Seconds releaseCommand may run (a long migration needs more); past them it is stopped in the container and nothing is switched.",
+  },
   env: {
     schema: environment(false),
     default: {},
@@ -591,6 +609,7 @@ export const CONFIG_KEYS = {
   processStopTimeout: {
     schema: integer(1, 3600),
     default: DEFAULT_PROCESS_STOP_TIMEOUT,
+    hostOption: "process-stop-timeout",
     declare: "integer",
     description:
       "Seconds a process gets to stop after TERM before it is killed, when processes restart.",
@@ -598,6 +617,18 @@ export const CONFIG_KEYS = {
 } satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/**
+ * The values of the keys passed to the host script unchanged (`hostOption`), by option name, in
+ * the schema's order.
+ */
+export function hostOptionsOf(values: ConfigValues): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]) {
+    if (spec.hostOption !== undefined) out[spec.hostOption] = values[key] as string | number;
+  }
+  return out;
+}
 
 /** The values of every key after its own check: what the section parsers read. */
 export type ConfigValues = {

@@ -31,7 +31,7 @@ describe("the app's keys: values as the stack gives them", () => {
         secretEnvNames: release.secretEnvNames,
         stateDirs: release.stateDirs,
         processes: release.processes,
-        processStopTimeoutSeconds: release.processStopTimeoutSeconds,
+        hostOptions: release.hostOptions,
       },
       {
         releaseCommand: undefined,
@@ -39,7 +39,12 @@ describe("the app's keys: values as the stack gives them", () => {
         secretEnvNames: [],
         stateDirs: [],
         processes: [],
-        processStopTimeoutSeconds: 10,
+        hostOptions: {
+          "health-timeout": 60,
+          keep: 5,
+          "release-command-timeout": 600,
+          "process-stop-timeout": 10,
+        },
       },
     );
   });
@@ -72,7 +77,7 @@ describe("the app's keys: values as the stack gives them", () => {
       { name: "worker", command: "python3 manage.py worker" },
       { name: "beat", command: "run" },
     ]);
-    assert.equal(release.processStopTimeoutSeconds, 30);
+    assert.equal(release.hostOptions["process-stop-timeout"], 30);
   });
 
   it("GIVEN releaseCommandOn every-host THEN it is kept; an empty releaseCommand means none, whatever releaseCommandOn says", () => {

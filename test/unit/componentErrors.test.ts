@@ -16,21 +16,11 @@ import { encodeDependencyFile } from "../../components/fingerprint";
 import type { HostDeploymentArgs } from "../../components/hostDeployment";
 import { resolveSource } from "../../components/source";
 import { runProgram } from "../support/pulumiProgram";
+import { releaseConfig } from "../support/releaseConfig";
 
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOhMwkhduvpYBsb1FQUL5gKNM9Iiy376AI435kGEPwua";
 const SHA = "0123456789abcdef0123456789abcdef01234567";
-const RELEASE = {
-  appDir: "",
-  reloadFile: ".reload",
-  health: { path: "/healthz", timeoutSeconds: 60 },
-  keepReleases: 5,
-  dependencyFiles: ["Aptfile"],
-  env: {},
-  secretEnvNames: [],
-  stateDirs: [],
-  processes: [],
-  processStopTimeoutSeconds: 10,
-};
+const RELEASE = releaseConfig({ appDir: "", dependencyFiles: ["Aptfile"] });
 
 /** node:test's own listeners, set aside while this file runs. */
 let uncaught: NodeJS.UncaughtExceptionListener[] = [];

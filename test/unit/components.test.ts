@@ -27,23 +27,16 @@ import {
   REMOTE_CMD,
   runProgram,
 } from "../support/pulumiProgram";
+import { releaseConfig } from "../support/releaseConfig";
 
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOhMwkhduvpYBsb1FQUL5gKNM9Iiy376AI435kGEPwua";
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 const PRIVATE =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nmaterial\n-----END OPENSSH PRIVATE KEY-----\n";
-const RELEASE: ReleaseConfig = {
+const RELEASE: ReleaseConfig = releaseConfig({
   appDir: "app",
-  reloadFile: ".reload",
-  health: { path: "/healthz", timeoutSeconds: 60 },
-  keepReleases: 5,
   dependencyFiles: ["requirements.txt"],
-  env: {},
-  secretEnvNames: [],
-  stateDirs: [],
-  processes: [],
-  processStopTimeoutSeconds: 10,
-};
+});
 const HOST_TYPE = "touchdeploy:index:HostDeployment";
 /** The provider reference of host web1's Docker daemon (`URN::ID`). */
 const DAEMON =
@@ -244,9 +237,10 @@ describe("HostDeployment: the release reads the fingerprint the container declar
     String(plain<{ create: string }>(run.get(REMOTE_CMD, "web1-release").inputs).create);
   const unguarded =
     `bash -s -- release --root /srv/shop --commit ${SHA} --subdir app --reload-file .reload` +
-    " --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5";
+    " --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
+    " --release-command-timeout 600 --process-stop-timeout 10";
   /** What every release command line ends with: the container and the payload on stdin. */
-  const tail = " --container shop-web1 --process-stop-timeout 10 --payload stdin";
+  const tail = " --container shop-web1 --payload stdin";
 
   it("GIVEN the container declares one THEN the dependency guard gets it", async () => {
     const run = await declare(() => new HostDeployment("web1", sshHost()));

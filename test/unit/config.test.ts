@@ -43,15 +43,19 @@ describe("parseConfig defaults", () => {
       release: {
         appDir: "",
         reloadFile: ".reload",
-        health: { path: "/healthz", timeoutSeconds: 60 },
-        keepReleases: 5,
+        health: { path: "/healthz" },
+        hostOptions: {
+          "health-timeout": 60,
+          keep: 5,
+          "release-command-timeout": 600,
+          "process-stop-timeout": 10,
+        },
         dependencyFiles: ["requirements.txt", "Aptfile"],
         releaseCommand: undefined,
         env: {},
         secretEnvNames: [],
         stateDirs: [],
         processes: [],
-        processStopTimeoutSeconds: 10,
       },
       rollout: { strategy: "parallel" },
     });
@@ -106,7 +110,10 @@ describe("parseConfig defaults", () => {
   });
 
   it("GIVEN a legitimate 0-free integer of 1 THEN it is kept (no `||` defaulting)", () => {
-    assert.equal(parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).release.keepReleases, 1);
+    assert.equal(
+      parseConfig({ repoPath: ".", keepReleases: 1 }, CONTEXT).release.hostOptions.keep,
+      1,
+    );
   });
 });
 
@@ -307,7 +314,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "typo in a key",
       { repoPath: ".", host: "[]" },
       [
-        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, env, secretEnv, stateDirs, processes, processStopTimeout)",
+        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, releaseCommandTimeout, env, secretEnv, stateDirs, processes, processStopTimeout)",
       ],
     ],
     [

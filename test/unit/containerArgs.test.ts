@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { containerArgs, containerHealthcheck } from "../../components/containerArgs";
+import type { ReleaseConfig } from "../../components/config/release";
+import { releaseConfig } from "../support/releaseConfig";
 
 const sha256sum = (s: string) => execFileSync("sha256sum", { input: s }).toString().split(" ")[0];
 
@@ -13,7 +15,7 @@ const spec = {
   release: {
     appDir: "app",
     reloadFile: ".reload",
-    health: { path: "/healthz", timeoutSeconds: 60 },
+    health: { path: "/healthz" },
     stateDirs: [] as string[],
   },
   image: "sha256:abc",
@@ -70,7 +72,7 @@ describe("containerArgs", () => {
     const a = containerArgs(spec);
     const b = containerArgs({
       ...spec,
-      release: { ...spec.release, health: { path: "/up", timeoutSeconds: 60 } },
+      release: { ...spec.release, health: { path: "/up" } },
     });
     assert.deepEqual(b.healthcheck, containerHealthcheck("/up"));
     const label = (args: typeof a) =>
@@ -80,13 +82,18 @@ describe("containerArgs", () => {
     assert.notEqual(label(b), label(a));
   });
 
-  it("GIVEN a new health timeout or keepReleases THEN nothing of the container changes", () => {
-    const a = containerArgs(spec);
+  it("GIVEN other host options (health timeout, keep, stop timeout) THEN nothing of the container changes", () => {
+    const release = (hostOptions: ReleaseConfig["hostOptions"]): ReleaseConfig => ({
+      ...releaseConfig({ appDir: "app" }),
+      hostOptions,
+    });
+    const a = containerArgs({ ...spec, release: release({ keep: 5 }) });
     const b = containerArgs({
       ...spec,
-      release: { ...spec.release, health: { path: "/healthz", timeoutSeconds: 5 } },
+      release: release({ keep: 1, "health-timeout": 5, "process-stop-timeout": 30 }),
     });
     assert.deepEqual(b, a);
+    assert.deepEqual(a, containerArgs(spec));
   });
 
   it("GIVEN state dirs THEN each <root>/state/<name> is mounted read-write at /srv/state/<name>, the app root stays read-only (issue 11)", () => {

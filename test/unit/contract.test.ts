@@ -21,6 +21,7 @@ import {
   SUBCOMMANDS,
   UNMANAGED_FINGERPRINT,
 } from "../../components/contract";
+import { CONFIG_KEYS, KeySpec } from "../../components/config/schema";
 
 const ROOT = path.join(__dirname, "..", "..");
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
@@ -160,6 +161,21 @@ describe("the host script holds the contract's values", () => {
         "m",
       ),
     );
+  });
+
+  it("every config key passed to the host unchanged (hostOption) is an option of release with the schema's default", () => {
+    const releaseRow = /^\s*'release +\|[^|]*\|[^|]*\|([^|]*)\|/m.exec(script)?.[1] ?? "";
+    const releaseOptions = releaseRow.trim().split(/\s+/);
+    const passed = (Object.entries(CONFIG_KEYS) as [string, KeySpec][]).filter(
+      ([, spec]) => spec.hostOption !== undefined,
+    );
+    assert.ok(passed.length >= 3, passed.map(([key]) => key).join(" "));
+    for (const [key, spec] of passed) {
+      const option = spec.hostOption ?? "";
+      assert.ok(releaseOptions.includes(option), `${key}: release has no --${option}`);
+      const row = new RegExp(`^\\s*'${option} +\\| [A-Z]+ +\\| ([^ |]*) +\\|`, "m").exec(script);
+      assert.equal(row?.[1], String(spec.default), `${key}: the script's default for --${option}`);
+    }
   });
 
   it("reserved root names: exactly the contract's (the script's RESERVED table)", () => {

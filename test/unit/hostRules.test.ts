@@ -17,6 +17,7 @@ import {
   releaseOptions,
   setupOptions,
 } from "../../components/hostScript";
+import { CONFIG_KEYS, KeySpec } from "../../components/config/schema";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
@@ -224,6 +225,7 @@ describe("every value the program accepts, the host script's check accepts", () 
     ],
     releaseCommandOn: ["every-host", "first-host", "first-batch"],
     processStopTimeout: [1, 3600, 0, 3601],
+    releaseCommandTimeout: [1, 86400, 0, 86401, "600"],
   };
   const SHA = "0123456789abcdef0123456789abcdef01234567";
   const FINGERPRINT = "f".repeat(64);
@@ -325,6 +327,17 @@ describe("every value the program accepts, the host script's check accepts", () 
       });
     }
   }
+
+  it("every key passed to the host script unchanged (hostOption) is in the corpus", () => {
+    const passed = (Object.entries(CONFIG_KEYS) as [string, KeySpec][])
+      .filter(([, spec]) => spec.hostOption !== undefined)
+      .map(([key]) => key);
+    assert.ok(passed.length >= 4, passed.join(" "));
+    assert.deepEqual(
+      passed.filter((key) => !(key in corpus)),
+      [],
+    );
+  });
 
   it("the corpus exercises both sides: the config refuses some of every key's values", () => {
     for (const [key, values] of Object.entries(corpus)) {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { hostScriptCommand, releaseOptions } from "../../components/hostScript";
+import { releaseConfig } from "../support/releaseConfig";
 
 const HOSTILE = [
   "$(touch /tmp/touchdeploy-pwned)",
@@ -57,18 +58,10 @@ describe("hostScriptCommand", () => {
 });
 
 describe("releaseOptions", () => {
-  const release = {
-    appDir: "app",
-    reloadFile: ".reload",
-    health: { path: "/healthz", timeoutSeconds: 30 },
-    keepReleases: 3,
-    dependencyFiles: ["requirements.txt", "Aptfile"],
-    env: {},
-    secretEnvNames: [],
-    stateDirs: [],
-    processes: [],
-    processStopTimeoutSeconds: 10,
-  };
+  const release = releaseConfig(
+    { appDir: "app", dependencyFiles: ["requirements.txt", "Aptfile"] },
+    { healthTimeout: 30, keepReleases: 3 },
+  );
   const run = { container: "shop-web1", runsReleaseCommand: true };
   const sha = "c".repeat(40);
   it("GIVEN a port published on 0.0.0.0 THEN the host polls 127.0.0.1 (0.0.0.0 is no address to connect to)", () => {
@@ -92,6 +85,7 @@ describe("releaseOptions", () => {
         "container-fingerprint": "f".repeat(64),
         container: "shop-web1",
         "release-command": undefined,
+        "release-command-timeout": 600,
         "process-stop-timeout": 10,
         payload: "stdin",
       },

@@ -27,6 +27,7 @@ import {
   runProgram,
   StackConfig,
 } from "../support/pulumiProgram";
+import { releaseConfig } from "../support/releaseConfig";
 
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOhMwkhduvpYBsb1FQUL5gKNM9Iiy376AI435kGEPwua";
 /** A host script for components built in a test: it ends with the line the payload follows. */
@@ -284,8 +285,9 @@ describe("the dev stack (one local host)", () => {
       release.create,
       `bash -s -- release --root /var/tmp/touchdeploy/hello-wsgi --commit ${repo.c1} --subdir examples/hello-wsgi` +
         " --reload-file .reload --health-url http\\://127.0.0.1\\:8000/healthz --health-timeout 60 --keep 5" +
+        " --release-command-timeout 600 --process-stop-timeout 10" +
         ` --dependency-files 'requirements.txt Aptfile' --container-fingerprint ${expectedFingerprint(repo.c1)}` +
-        " --container hello-wsgi-local --process-stop-timeout 10 --payload stdin",
+        " --container hello-wsgi-local --payload stdin",
     );
     assert.deepEqual(release.triggers, [repo.c1, "local-container-id"]);
     // No env, secrets or processes: the script, then an empty payload (none on the host).
@@ -1036,18 +1038,7 @@ describe("the components from another program (issue 8 item 17)", () => {
           sshPrivateKey: pulumi.secret(PRIVATE_KEY),
           source: { repoUrl: "https://example.test/shop.git", commit: "c".repeat(40) },
           image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
-          release: {
-            appDir: "",
-            reloadFile: ".reload",
-            health: { path: "/healthz", timeoutSeconds: 60 },
-            keepReleases: 5,
-            dependencyFiles: [],
-            env: {},
-            secretEnvNames: [],
-            stateDirs: [],
-            processes: [],
-            processStopTimeoutSeconds: 10,
-          },
+          release: releaseConfig({ appDir: "", dependencyFiles: [] }),
           rollout: { strategy: "parallel" },
           hostScript: SCRIPT,
           operatorSshDir: (host) => path.join(home, "other-program", host),
@@ -1129,18 +1120,7 @@ describe("the fetch key's stdin is a secret whatever the caller passes (issue 9)
             commit: "c".repeat(40),
             fetchKey: { privateKey: PRIVATE_KEY, knownHosts: ["github.com ssh-ed25519 AAAA"] },
           },
-          release: {
-            appDir: "",
-            reloadFile: ".reload",
-            health: { path: "/healthz", timeoutSeconds: 60 },
-            keepReleases: 5,
-            dependencyFiles: [],
-            env: {},
-            secretEnvNames: [],
-            stateDirs: [],
-            processes: [],
-            processStopTimeoutSeconds: 10,
-          },
+          release: releaseConfig({ appDir: "", dependencyFiles: [] }),
           image: { kind: "pull", name: "ghcr.io/acme/runtime:1" },
           fingerprint: "unmanaged",
           hostScript: SCRIPT,
