@@ -12,7 +12,8 @@ export function dependencyFingerprintOfDir(appDir: string, paths: readonly strin
   return dependencyFingerprint(
     paths.map((p) => {
       const file = path.join(appDir, p);
-      return { path: p, content: fs.existsSync(file) ? fs.readFileSync(file, "utf8") : null };
+      // Bytes, as the program and the host script hash them (a file need not be UTF-8).
+      return { path: p, content: fs.existsSync(file) ? fs.readFileSync(file) : null };
     }),
   );
 }
