@@ -13,7 +13,7 @@ import { findExecutable } from "./prerequisites";
 import { removeTree, run, sleep } from "./process";
 
 /** The repository's root directory. */
-export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
 /** The debootstrapped base image every runtime image of the tests is built on. */
 export const BASE_IMAGE = "touchdeploy-base:bookworm";
