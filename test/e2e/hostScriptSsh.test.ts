@@ -17,7 +17,13 @@ import { describeRun, EXIT, hostScriptCommand, hostScriptText } from "../harness
 import { ensureRuntimeImage } from "../harness/images";
 import { e2eGate } from "../harness/prerequisites";
 import { makeScratchDir, removeTree, run, type RunResult } from "../harness/process";
-import { ensureSshd, installForDeployUser, sshRun, stopSshd, type SshServer } from "../harness/sshd";
+import {
+  ensureSshd,
+  installForDeployUser,
+  sshRun,
+  stopSshd,
+  type SshServer,
+} from "../harness/sshd";
 
 describe(
   "host script over SSH as a non-root deploy user",

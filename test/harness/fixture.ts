@@ -4,12 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  CONTAINER_PORT,
-  startAppContainer,
-  UWSGI_RELOAD_LOG_LINE,
-  type AppContainer,
-} from "./app";
+import { CONTAINER_PORT, startAppContainer, UWSGI_RELOAD_LOG_LINE, type AppContainer } from "./app";
 import { demuxLogs, ensureDocker } from "./docker";
 import { APP_SUBDIR, TestRepo } from "./git";
 import { describeRun, runHostScript } from "./hostScript";
