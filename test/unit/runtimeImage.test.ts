@@ -206,10 +206,10 @@ describe("runtimeContextHash outside a git work tree: every file but dot-files",
 describe("aptPackages and the build arguments", () => {
   it("GIVEN a name with something before or after it THEN refused", () => {
     assert.throws(() => aptPackages("-xy\n"), {
-      message: 'Aptfile: "-xy" is not a Debian package name',
+      message: 'Aptfile: "-xy" is not a Debian package name (NAME or NAME/SUITE)',
     });
     assert.throws(() => aptPackages("python3;reboot\n"), {
-      message: 'Aptfile: "python3;reboot" is not a Debian package name',
+      message: 'Aptfile: "python3;reboot" is not a Debian package name (NAME or NAME/SUITE)',
     });
   });
   it("GIVEN an Aptfile of two lines and requirements THEN the packages space-separated and the requirements verbatim", () => {
