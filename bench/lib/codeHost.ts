@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RELOAD_LOG_LINE } from "../../test/harness/app";
+import { RELOAD_LOG_LINE, UWSGI_RELOAD_LOG_LINE } from "../../test/harness/app";
 import { dependencyFingerprintOfDir } from "../../test/harness/fingerprint";
 import { APP_SUBDIR, type TestRepo } from "../../test/harness/git";
 import {
@@ -236,23 +236,24 @@ export function parseSteps(stdout: string): ScriptSteps {
 export const DETECT_LINES = ["has been touched... grace them all", "[uwsgi-fsmon] detected event"];
 /**
  * What the master logs once per graceful reload, when all the old workers are reaped and it
- * re-execs itself ("binary reloading uWSGI"), whatever noticed the trigger: the e2e tests count
- * reloads by it too.
+ * re-execs itself ("binary reloading uWSGI"), whatever noticed the trigger (the contracts that
+ * reload in place: fs-reload + wake and its experiments; the shipped generations manager logs
+ * RELOAD_LOG_LINE instead, and has none of these phases).
  */
-const REEXEC = RELOAD_LOG_LINE;
+const REEXEC = UWSGI_RELOAD_LOG_LINE;
 const SPAWNED = /spawned uWSGI worker (\d+)/;
 
 /**
  * Where one deploy's reload spent its time, read from the container log (see ReloadPhases).
  * Reloads are counted up to `untilMs` (call it a while after the deploy, before the next one, so
  * that a second, late reload would be seen), as lines containing `reloadLine` (a design's, see
- * lib/designs.ts; the master's re-exec by default).
+ * lib/designs.ts; the shipped contract's by default).
  */
 export async function reloadPhases(
   host: CodeHost,
   deploy: CodeDeployResult,
   untilMs: number = Date.now(),
-  reloadLine: string = REEXEC,
+  reloadLine: string = RELOAD_LOG_LINE,
 ): Promise<ReloadPhases> {
   const lines = await host.container.logLines(deploy.startedAt - 20);
   const upTo = lines.filter((l) => l.atMs <= untilMs);

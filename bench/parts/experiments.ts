@@ -25,7 +25,7 @@ import {
   settle,
   type Context,
 } from "../lib/context";
-import { design, FS_NO_WAKE, PREVIOUS, SHIPPED, TOUCH_WAKE } from "../lib/designs";
+import { design, FS_NO_WAKE, FS_RELOAD_WAKE, PREVIOUS, SHIPPED, TOUCH_WAKE } from "../lib/designs";
 import { log, secs } from "../lib/log";
 import { scriptWithPoll, shippedPoll } from "../lib/scriptVariants";
 
@@ -38,7 +38,7 @@ export const POLL = "shipped + health poll 0.05 s";
  */
 export async function runExperiments(ctx: Context): Promise<void> {
   const { opts, repo, scratch, measurements } = ctx;
-  for (const id of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, SHIPPED]) {
+  for (const id of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, FS_RELOAD_WAKE, SHIPPED]) {
     ctx.variants[id] = design(id).description;
   }
   ctx.variants[POLL] =
@@ -47,7 +47,7 @@ export async function runExperiments(ctx: Context): Promise<void> {
   const removeHosts = onCleanup("experiment hosts", async () => {
     for (const h of hosts.values()) await h.container.remove().catch(() => undefined);
   });
-  for (const variant of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, SHIPPED]) {
+  for (const variant of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, FS_RELOAD_WAKE, SHIPPED]) {
     const [h] = await createCodeHosts({
       count: 1,
       label: `exp-${variant.replace(/[^a-z]+/g, "")}`,
@@ -67,6 +67,7 @@ export async function runExperiments(ctx: Context): Promise<void> {
     { variant: PREVIOUS, host: hostOf(PREVIOUS), script: stock },
     { variant: TOUCH_WAKE, host: hostOf(TOUCH_WAKE), script: stock },
     { variant: FS_NO_WAKE, host: hostOf(FS_NO_WAKE), script: stock },
+    { variant: FS_RELOAD_WAKE, host: hostOf(FS_RELOAD_WAKE), script: stock },
     { variant: SHIPPED, host: hostOf(SHIPPED), script: stock },
     { variant: POLL, host: hostOf(SHIPPED), script: scriptWithPoll("0.05") },
   ].map((s) => ({
@@ -89,7 +90,12 @@ export async function runExperiments(ctx: Context): Promise<void> {
       const cpu = cpuBetween(c0, cpuSample([s.host.container.id]));
       await settle();
       await explainSlow(s.host, d, ctx.notes);
-      const p = await reloadPhases(s.host, d);
+      const p = await reloadPhases(
+        s.host,
+        d,
+        Date.now(),
+        design(s.variant === POLL ? SHIPPED : s.variant).reloadLine,
+      );
       if (i >= 0) {
         s.deploys.push(d);
         s.phases.push(p);
