@@ -1607,20 +1607,39 @@ RUNTIME_ASKED_NS=0
 RUNTIME_STATUS=1
 RUNTIME_FAILURE=
 start_failed() {
-    local sha=$1 config=$2 line
-    [[ -n $CONTAINER && -n $TRIGGER_MTIME ]] && ((RUNTIME_STATUS)) || return 1
+    local sha=$1 config=$2
     now
     ((NOW - RUNTIME_ASKED_NS >= RUNTIME_ASK_NS)) || return 1
+    runtime_state "$sha" "$config" || return 1
+    [[ $RUNTIME_STATE == failed\ * ]] || return 1
+    RUNTIME_FAILURE=${RUNTIME_STATE#failed }
+    return 0
+}
+
+# Sets RUNTIME_STATE to the runtime's line about the start of commit $1 with config $2 that our
+# touch caused (see start_failed); 1 when it cannot be asked (no --container, no touch, an older
+# runtime, docker exec failed).
+RUNTIME_STATE=
+runtime_state() {
+    RUNTIME_STATE=
+    [[ -n $CONTAINER && -n $TRIGGER_MTIME ]] && ((RUNTIME_STATUS)) || return 1
+    now
     RUNTIME_ASKED_NS=$NOW
-    if ! run_limited 10 docker exec "$CONTAINER" touchdeploy-generations status "$sha" \
-        --config "$config" --touched "$TRIGGER_MTIME"; then
+    if ! run_limited 10 docker exec "$CONTAINER" touchdeploy-generations status "$1" \
+        --config "$2" --touched "$TRIGGER_MTIME"; then
         [[ $(last_output) != *touchdeploy-generations* ]] || RUNTIME_STATUS=0
         return 1
     fi
-    line=$(last_output | tail -n 1)
-    [[ $line == failed\ * ]] || return 1
-    RUNTIME_FAILURE=${line#failed }
-    return 0
+    RUNTIME_STATE=$(last_output | tail -n 1)
+}
+
+# Once the commit answers, the previous generation may still be stopping (it stops accepting
+# at once, but finishes the requests it has): then an answer can still come from it. With
+# --container the health check passes only when the runtime says the new generation alone
+# serves (or started nothing for our touch); 1 while it says `starting` or `ready`.
+runtime_settled() {
+    runtime_state "$1" "$2" || return 0
+    [[ $RUNTIME_STATE != starting\ * && $RUNTIME_STATE != ready\ * ]]
 }
 
 # Polls until commit $1 with config version $2 is served with 200 (0), or gives up (1, reason
@@ -1636,7 +1655,11 @@ wait_served() {
         ((left >= 1)) || left=1
         observe "$left"
         if serves "$sha" "$config"; then
-            return 0
+            if runtime_settled "$sha" "$config" || ((NOW >= DEADLINE_NS)); then
+                return 0
+            fi
+            sleep 0.05
+            continue
         fi
         if ((PROBE_TLS)); then
             WHY="TLS failed: ${PROBE_ERR:-curl status}"

@@ -6,8 +6,10 @@
         What the host script asks with `docker exec` while it waits for a new release to be
         served: the newest start of REVISION (with config version VERSION, "" for none) that
         began at or after the trigger's mtime MTIME (whole seconds), as one line:
-        `starting generation N`, `serving generation N`, `retired generation N`,
-        `failed generation N: REASON`, or `none` when there is no such start (yet).
+        `starting generation N` (not healthy yet), `ready generation N` (healthy, serving, the
+        previous generation still stopping: both may answer), `serving generation N` (it alone
+        serves), `retired generation N`, `failed generation N: REASON`, or `none` when there is
+        no such start (yet).
 
 The manager holds the app's listening socket and runs the app as *generations*: one uWSGI
 instance (master + workers) per release, every one of them accepting on that one socket (the
@@ -70,10 +72,11 @@ STATUS_FILE = "generations.json"
 # Starts kept in the status file (newest last).
 STATUS_KEEP = 20
 
-# A generation is retired no sooner than this after it became ready: a worker that has just
-# been forked may not have its SIGHUP handler yet and would miss "stop gracefully" (see
-# bench/FINDINGS.md, "The 30 s outlier"). Only matters for deploys less than 1 s apart.
-MIN_AGE_S = 1.0
+# A retiring generation's workers are sent SIGHUP ("stop gracefully") again this often while
+# it lives: a worker forked a moment before the master's own SIGHUP may not have had its
+# handler yet and would go on serving the old code until worker-reload-mercy (see
+# bench/FINDINGS.md, "The 30 s outlier"; only deploys less than ~1 s apart meet it).
+NUDGE_S = 0.5
 # Answers other than 200 from a new generation for this long: it is broken, stop it.
 BAD_ANSWER_S = 3.0
 # A retiring generation gets worker-reload-mercy (30 s in uwsgi.ini) plus a margin, then SIGKILL.
@@ -275,6 +278,7 @@ class Generation:
         self.fifo = f"{RUN_DIR}/gen-{number}.fifo"
         self.ready_at = None
         self.retiring_at = None
+        self.nudged_at = None
         self.why = ""
         self.tail = bytearray()
         self.keep_tail = True
@@ -427,9 +431,37 @@ class Generation:
         self.save(state="failed", reason=reason)
         return reason
 
+    def workers(self):
+        """The pids of this generation's workers (its master's children)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == self.proc.pid:
+                pids.append(int(entry))
+        return pids
+
+    def nudge(self):
+        """SIGHUP (stop gracefully) to each worker still alive, once per NUDGE_S while retiring."""
+        now = time.monotonic()
+        if now - (self.nudged_at or self.retiring_at) < NUDGE_S:
+            return
+        self.nudged_at = now
+        for pid in self.workers():
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
     def retire(self):
         """Graceful stop: master FIFO `q` (workers finish their requests, then exit)."""
         self.retiring_at = time.monotonic()
+        self.nudged_at = None
         try:
             fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
             try:
@@ -529,21 +561,21 @@ class Manager:
             return False
         g.keep_tail = False
         g.tail = bytearray()
-        g.save(state="serving", ready=time.time())
         took = f"{(g.ready_at - g.started_at) * 1000:.0f} ms after its start"
         self.live = g
         if live is None:
+            g.save(state="serving", ready=time.time())
             say(f"{g.name} is serving ({took})")
             return True
-        # The one line per reload (tests and the benchmark count it).
-        say(f"reloaded: {g.name} serving ({took}), {live.name} retiring")
-        if live.alive() and live.ready_at is not None:
-            while time.monotonic() < live.ready_at + MIN_AGE_S and not STOPPING:
-                self.reap()
-                time.sleep(0.05)
+        # The old one stops accepting now; until it has exited both may answer ("ready"), then
+        # the new one alone serves ("serving", in reap()).
         live.retire()
         live.save(state="retired")
         self.retiring.append(live)
+        g.save(state="ready", ready=time.time())
+        # The one line per reload (tests and the benchmark count it).
+        say(f"reloaded: {g.name} serving ({took}), {live.name} retiring")
+        self.reap()
         return True
 
     def reap(self):
@@ -554,6 +586,11 @@ class Manager:
             elif time.monotonic() - g.retiring_at > RETIRE_MERCY_S:
                 say(f"{g.name} is taking too long to stop: SIGKILL")
                 g.kill()
+            else:
+                g.nudge()
+        live = self.live
+        if live is not None and live.status["state"] == "ready" and not self.retiring:
+            live.save(state="serving")
 
     def run(self):
         waited = False
@@ -589,7 +626,9 @@ class Manager:
                     pending, retry_at = True, time.monotonic() + RETRY_S
                 continue
             self.reap()
-            timeout = 1.0 if retry_at is None else max(0.0, min(1.0, retry_at - time.monotonic()))
+            # While a generation stops: wake up to nudge it and to see it gone.
+            longest = 0.1 if self.retiring else 1.0
+            timeout = longest if retry_at is None else max(0.0, min(longest, retry_at - time.monotonic()))
             try:
                 ready, _, _ = select.select([watch.fd, self.wake_r], [], [], timeout)
             except InterruptedError:

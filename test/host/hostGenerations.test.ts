@@ -106,4 +106,33 @@ describe("a release the runtime cannot start", { ...hostGate(), concurrency: 2 }
       await fx.cleanup();
     }
   });
+
+  it("a healthy commit: the health check passes only once the runtime says the new generation alone serves (the old one has stopped)", async () => {
+    const fx = await setupFixture("gen-settle", { mode: "generations", docker: true });
+    try {
+      const server = fx.server();
+      const live = await fx.repo.head();
+      assert.equal((await fx.deploy(live)).code, EXIT.ok);
+      // The old generation takes 1.5 s to stop after the new one answers.
+      await server.control({ retire_ms: 1500 });
+      const next = await fx.repo.commit("next");
+      const r = await fx.deploy(next);
+      const ended = BigInt(Date.now()) * 1_000_000n;
+      assert.equal(r.code, EXIT.ok, describeRun(r));
+      const [alone] = server.eventsOf("generation-alone");
+      assert.ok(alone, "the new generation never served alone");
+      const [took] = server.eventsOf("reload");
+      assert.ok(alone.ns - took.ns >= 1_400_000_000n, "retire_ms was not applied");
+      // The script ended after the old generation had stopped, not when the commit first answered.
+      assert.ok(alone.ns <= ended, "the script ended while the old generation still stopped");
+      assert.match(r.stdout, /healthy (\d+\.\d+)s after the reload/);
+      const healthyAfter = Number(/healthy (\d+\.\d+)s after the reload/.exec(r.stdout)?.[1]);
+      assert.ok(
+        healthyAfter >= 1.4,
+        `healthy ${healthyAfter}s after the reload: before the old one stopped`,
+      );
+    } finally {
+      await fx.cleanup();
+    }
+  });
 });

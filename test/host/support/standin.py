@@ -22,7 +22,9 @@ With `--mode generations` it emulates the generations manager (runtime/touchdepl
 instead of a reload: a touch starts a "generation" on the release and config version the links
 point to then (nothing when it already serves exactly those), which takes `start_ms` while the
 previous one keeps serving, and takes over only if it starts: a release with BROKEN (an import
-error) never serves; the old one keeps answering. Each start is recorded in the status file of
+error) never serves; the old one keeps answering. With `retire_ms`, the old one is still
+stopping for that long after the new one answers (the runtime's state `ready`), then the new one
+alone serves (`serving`). Each start is recorded in the status file of
 `--run-dir` with the runtime's own code (touchdeploy_generations.record), so that
 `touchdeploy-generations status` (run by the fake docker, test/host/support/fakedocker.py)
 answers what the real one would.
@@ -72,11 +74,15 @@ class Standin:
             "guard_ms": 0,
             "stall_ms": 3000,
             "start_ms": 20,
+            "retire_ms": 0,
             "fingerprint": args.fingerprint,
         }
         self.run_dir = args.run_dir
         self.generation = 0
         self.serving = None
+        # (status entry, monotonic deadline): a new generation that serves beside the retiring
+        # old one until then ("ready"), then alone ("serving").
+        self.retiring = None
         self.control_stamp = None
         self.lock = threading.Condition()
         self.reloading = False
@@ -150,12 +156,26 @@ class Standin:
             touchdeploy_generations.record({**entry, "state": "failed", "reason": reason}, self.run_dir)
             self.log("generation-failed", f"{self.generation} {revision}")
             return
+        before = self.serving
         with self.lock:
             self.read_release()
             self.spawned()
             self.serving = target
             self.log("reload", self.revision)
+        if self.control["retire_ms"] and before is not None:
+            touchdeploy_generations.record({**entry, "state": "ready"}, self.run_dir)
+            self.retiring = (entry, time.monotonic() + self.control["retire_ms"] / 1000)
+        else:
+            touchdeploy_generations.record({**entry, "state": "serving"}, self.run_dir)
+
+    def retired(self):
+        """The old generation has stopped: the new one alone serves."""
+        if self.retiring is None or time.monotonic() < self.retiring[1]:
+            return
+        entry = self.retiring[0]
+        self.retiring = None
         touchdeploy_generations.record({**entry, "state": "serving"}, self.run_dir)
+        self.log("generation-alone", f"{entry['generation']} {entry['revision']}")
 
     def trigger_stamp(self):
         try:
@@ -272,6 +292,7 @@ class Standin:
 
     def step(self):
         self.apply_control()
+        self.retired()
         now = time.monotonic()
         if self.listening is None:
             if self.control["up"] and self.release_ready():
