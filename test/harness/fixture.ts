@@ -70,7 +70,10 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
       sha,
       "--subdir",
       APP_SUBDIR,
+      // As the Pulumi program does: the container is known (the release command, processes
+      // and the runtime's own report of a new generation go through docker exec).
       ...(container ? ["--health-url", container.healthUrl] : []),
+      ...(container && !extra.includes("--container") ? ["--container", container.name] : []),
       ...extra,
     ];
     return {
