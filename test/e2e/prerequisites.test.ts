@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 
-const MODULE = path.join(__dirname, "support", "prerequisites.ts");
+const MODULE = path.join(__dirname, "..", "harness", "prerequisites.ts");
 
 /** Runs `expression` (with `gate` = the prerequisites module) in a child; its JSON result. */
 function inChild(expression: string, env: NodeJS.ProcessEnv): { value?: unknown; error?: string } {
