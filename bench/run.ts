@@ -225,13 +225,18 @@ async function main(): Promise<void> {
   // Design images are built on first use and kept (labelled touchdeploy.bench, tagged by the
   // hash of their files): a rerun does not build them again.
   const images = new Map<string, Promise<string>>();
-  const imageOf = (id: string): Promise<string> => {
-    let image = images.get(id);
+  const imageOf = (id: string, aptPackages = ""): Promise<string> => {
+    const key = `${id}\0${aptPackages}`;
+    let image = images.get(key);
     if (!image) {
-      image = step(`image of the ${id} contract`, () =>
-        ensureDesignImage(id, runtime.tag, scratch),
+      image = step(
+        `image of the ${id} contract${aptPackages ? ` with ${aptPackages}` : ""}`,
+        async () =>
+          aptPackages && id === SHIPPED
+            ? (await ensureRuntimeImage({ aptPackages })).tag
+            : ensureDesignImage(id, runtime.tag, scratch, aptPackages),
       );
-      images.set(id, image);
+      images.set(key, image);
     }
     return image;
   };

@@ -215,12 +215,16 @@ export async function ensureDesignImage(
   id: string,
   runtimeImage: string,
   scratch: string,
+  aptPackages = "",
 ): Promise<string> {
   const files = design(id).files;
-  if (!files) return runtimeImage;
+  if (!files) {
+    if (aptPackages) throw new Error(`design ${id}: build runtime/ with its packages instead`);
+    return runtimeImage;
+  }
   const baseId = await ensureBaseImage();
   const docker = await ensureDocker();
-  const hash = crypto.createHash("sha256").update(baseId);
+  const hash = crypto.createHash("sha256").update(baseId).update(`${aptPackages}\0`);
   const names = Object.keys(files).sort();
   for (const name of names) {
     hash
@@ -242,7 +246,7 @@ export async function ensureDesignImage(
       { context: dir, src: names },
       {
         t: tag,
-        buildargs: { BASE_IMAGE },
+        buildargs: { BASE_IMAGE, APT_PACKAGES: aptPackages },
         labels: { "touchdeploy.bench": "true" },
         forcerm: true,
       },
