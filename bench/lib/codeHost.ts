@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { CONTAINER_UID } from "../../components/contract";
 import { RELOAD_LOG_LINE, UWSGI_RELOAD_LOG_LINE } from "../../test/harness/app";
 import { dependencyFingerprintOfDir } from "../../test/harness/fingerprint";
 import { APP_SUBDIR, type TestRepo } from "../../test/harness/git";
@@ -111,13 +112,18 @@ export async function createCodeHosts(opts: {
       ],
       binds: [`${root}:/srv/app:ro`],
       sysctls: opts.sysctls,
+      // As the program declares it (the user setup reports: 10001 for a root deploy user).
+      user: `${CONTAINER_UID}:${CONTAINER_UID}`,
     });
     hosts.push({ label, root, container, fingerprint });
   }
   return hosts;
 }
 
-/** The arguments the Pulumi program's fetch + release pass, as one `deploy`. */
+/**
+ * The arguments the Pulumi program's fetch + release pass, as one `deploy` (with --container:
+ * the script asks the runtime about the generation it starts, see host/README.md).
+ */
 export function deployArgs(
   host: CodeHost,
   repo: TestRepo,
@@ -146,6 +152,8 @@ export function deployArgs(
     DEPENDENCY_FILES.join(" "),
     "--container-fingerprint",
     host.fingerprint,
+    "--container",
+    host.container.name,
   ];
 }
 
