@@ -35,6 +35,7 @@ import {
   DESIGNS,
   ensureDesignImage,
   FS_NO_WAKE,
+  FS_RELOAD_WAKE,
   GENERATIONS,
   GENERATIONS_MIGRATE,
   GENERATIONS_REUSEPORT,
@@ -59,6 +60,7 @@ import { runScale } from "./parts/scale";
 /** Every design the contracts part compares by default. */
 const ALL_DESIGNS = [
   SHIPPED,
+  FS_RELOAD_WAKE,
   PREVIOUS,
   CHAIN,
   WORKERS,
@@ -67,7 +69,7 @@ const ALL_DESIGNS = [
   GENERATIONS_REUSEPORT,
   GENERATIONS_MIGRATE,
 ];
-const SMOKE_DESIGNS = [SHIPPED, CHAIN, GENERATIONS];
+const SMOKE_DESIGNS = [SHIPPED, FS_RELOAD_WAKE, CHAIN];
 
 const USAGE = `usage: npm run bench -- [--smoke] [--runs N] [--short-runs N] [--ns 1,4,16]
                          [--connections C] [--rate R] [--out DIR] [--only LIST] [--profile]
@@ -204,7 +206,7 @@ async function main(): Promise<void> {
       `load average before ${loadBefore.join(" ")}`,
   );
   // Fails here, before anything starts, when a variant's file or the script's line is missing.
-  checkDesignFiles([...opts.designs, PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, GENERATIONS]);
+  checkDesignFiles([...opts.designs, FS_RELOAD_WAKE, PREVIOUS, TOUCH_WAKE, FS_NO_WAKE]);
   scriptWithPoll("0.05");
 
   const machine = await step("checking the Docker engine", describeMachine);
@@ -223,13 +225,18 @@ async function main(): Promise<void> {
   // Design images are built on first use and kept (labelled touchdeploy.bench, tagged by the
   // hash of their files): a rerun does not build them again.
   const images = new Map<string, Promise<string>>();
-  const imageOf = (id: string): Promise<string> => {
-    let image = images.get(id);
+  const imageOf = (id: string, aptPackages = ""): Promise<string> => {
+    const key = `${id}\0${aptPackages}`;
+    let image = images.get(key);
     if (!image) {
-      image = step(`image of the ${id} contract`, () =>
-        ensureDesignImage(id, runtime.tag, scratch),
+      image = step(
+        `image of the ${id} contract${aptPackages ? ` with ${aptPackages}` : ""}`,
+        async () =>
+          aptPackages && id === SHIPPED
+            ? (await ensureRuntimeImage({ aptPackages })).tag
+            : ensureDesignImage(id, runtime.tag, scratch, aptPackages),
       );
-      images.set(id, image);
+      images.set(key, image);
     }
     return image;
   };

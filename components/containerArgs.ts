@@ -40,14 +40,20 @@ export interface ContainerSpec {
   user: pulumi.Input<string>;
 }
 
-/** The container's environment: the runtime image's contract variables, sorted. */
+/**
+ * The container's environment: the runtime image's contract variables, sorted. The health path
+ * is the release config's: the runtime checks a new generation there before it retires the old
+ * one, so it must be the path the host script's health check polls (a change replaces the
+ * container, as envs are ForceNew).
+ */
 export function containerEnvs(
-  release: Pick<ReleaseConfig, "appDir" | "reloadFile">,
+  release: Pick<ReleaseConfig, "appDir" | "reloadFile" | "health">,
   fingerprint: string,
 ): string[] {
   return [
     `${ENV.appSubdir}=${release.appDir}`,
     `${ENV.fingerprint}=${fingerprint}`,
+    `${ENV.healthPath}=${release.health.path}`,
     `${ENV.reloadFile}=${release.reloadFile}`,
   ].sort();
 }

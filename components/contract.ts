@@ -27,19 +27,32 @@ export const ENV = {
   reloadFile: "TOUCHDEPLOY_RELOAD_FILE",
   port: "TOUCHDEPLOY_PORT",
   fingerprint: "TOUCHDEPLOY_FINGERPRINT",
+  /**
+   * The path the runtime's generations manager checks on a new generation before it retires the
+   * old one (runtime/touchdeploy_generations.py): the release config's health path, the one the
+   * host script's health check polls.
+   */
+  healthPath: "TOUCHDEPLOY_HEALTH_PATH",
 } as const;
 
 /**
- * The runtime's own variables, which the program neither sets nor reads: the env loader's and
- * the process tool's (runtime/touchdeploy_env.py, touchdeploy_tool.py, Dockerfile). The app's
+ * The runtime's own variables, which the program neither sets nor reads: the env loader's, the
+ * process tool's and the generations manager's (runtime/touchdeploy_env.py, touchdeploy_tool.py,
+ * touchdeploy_generations.py, uwsgi.ini, Dockerfile). The app's
  * env may set none of them (no `TOUCHDEPLOY_*` name at all: {@link RULES}.reservedEnvPrefixes).
  */
 export const RUNTIME_INTERNAL_ENV = [
+  "TOUCHDEPLOY_CONFIG_DIR",
   "TOUCHDEPLOY_CONFIG_VERSION",
   "TOUCHDEPLOY_ENV_SAVED",
+  "TOUCHDEPLOY_GENERATION",
+  "TOUCHDEPLOY_MASTER_FIFO",
+  "TOUCHDEPLOY_PRIVATE_SOCKET",
   "TOUCHDEPLOY_PROCESS",
   "TOUCHDEPLOY_PROCESS_STARTSECS",
+  "TOUCHDEPLOY_RELEASE",
   "TOUCHDEPLOY_RUN_DIR",
+  "TOUCHDEPLOY_START_TIMEOUT",
   "TOUCHDEPLOY_SUPERVISOR_SOCKET",
 ] as const;
 

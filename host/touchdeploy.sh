@@ -1525,6 +1525,9 @@ PROMPT=1
 UP_SINCE=0
 TOUCHED=0
 TRIGGER_NS=0
+# The trigger's mtime (whole seconds) of our last touch: the runtime reports only the starts
+# that began at or after it.
+TRIGGER_MTIME=
 
 # probe, remembering since when the server answers without a break.
 observe() {
@@ -1581,17 +1584,67 @@ touch_trigger() {
     TOUCHED=1
     now
     TRIGGER_NS=$NOW
+    TRIGGER_MTIME=$t
+    RUNTIME_ASKED_NS=$NOW
     UP_SINCE=0
-    say "reload   touched $RELOAD_FILE (mtime $t): uWSGI reloads gracefully"
+    say "reload   touched $RELOAD_FILE (mtime $t): the runtime starts the new release beside the old one"
 }
 
 # The server answers 200 with the commit $1 and the config version $2 ("" for none: no
 # X-Touchdeploy-Config header).
 serves() { [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$1" && $HTTP_CONFIG == "$2" ]]; }
 
+# The runtime (runtime/touchdeploy_generations.py) starts a new uWSGI generation on the touch and
+# keeps the old one serving until the new one is healthy, so a commit that cannot start never
+# answers the health URL: the old revision does. With --container the script asks the runtime
+# (docker exec ... touchdeploy-generations status) what became of the start that our touch
+# caused, every RUNTIME_ASK_NS while the commit is not served (not before: a healthy release is
+# usually served sooner, and then nobody asks). Returns 0 when that start failed, with the
+# runtime's reason in RUNTIME_FAILURE. A container whose image has no such command (an older
+# runtime) is not asked again.
+RUNTIME_ASK_NS=500000000
+RUNTIME_ASKED_NS=0
+RUNTIME_STATUS=1
+RUNTIME_FAILURE=
+start_failed() {
+    local sha=$1 config=$2
+    now
+    ((NOW - RUNTIME_ASKED_NS >= RUNTIME_ASK_NS)) || return 1
+    runtime_state "$sha" "$config" || return 1
+    [[ $RUNTIME_STATE == failed\ * ]] || return 1
+    RUNTIME_FAILURE=${RUNTIME_STATE#failed }
+    return 0
+}
+
+# Sets RUNTIME_STATE to the runtime's line about the start of commit $1 with config $2 that our
+# touch caused (see start_failed); 1 when it cannot be asked (no --container, no touch, an older
+# runtime, docker exec failed).
+RUNTIME_STATE=
+runtime_state() {
+    RUNTIME_STATE=
+    [[ -n $CONTAINER && -n $TRIGGER_MTIME ]] && ((RUNTIME_STATUS)) || return 1
+    now
+    RUNTIME_ASKED_NS=$NOW
+    if ! run_limited 10 docker exec "$CONTAINER" touchdeploy-generations status "$1" \
+        --config "$2" --touched "$TRIGGER_MTIME"; then
+        [[ $(last_output) != *touchdeploy-generations* ]] || RUNTIME_STATUS=0
+        return 1
+    fi
+    RUNTIME_STATE=$(last_output | tail -n 1)
+}
+
+# Once the commit answers, the previous generation may still be stopping (it stops accepting
+# at once, but finishes the requests it has): then an answer can still come from it. With
+# --container the health check passes only when the runtime says the new generation alone
+# serves (or started nothing for our touch); 1 while it says `starting` or `ready`.
+runtime_settled() {
+    runtime_state "$1" "$2" || return 0
+    [[ $RUNTIME_STATE != starting\ * && $RUNTIME_STATE != ready\ * ]]
+}
+
 # Polls until commit $1 with config version $2 is served with 200 (0), or gives up (1, reason
-# in WHY) at DEADLINE_NS. Fails fast when the new revision answers non-200 for 3 s: a broken
-# app keeps answering 500.
+# in WHY) at DEADLINE_NS. Fails fast when the new revision answers non-200 for 3 s (a broken
+# app keeps answering 500), and when the runtime reports that it could not start it.
 DEADLINE_NS=0
 wait_served() {
     local sha=$1 config=$2 bad_since=0 left
@@ -1602,10 +1655,18 @@ wait_served() {
         ((left >= 1)) || left=1
         observe "$left"
         if serves "$sha" "$config"; then
-            return 0
+            if runtime_settled "$sha" "$config" || ((NOW >= DEADLINE_NS)); then
+                return 0
+            fi
+            sleep 0.05
+            continue
         fi
         if ((PROBE_TLS)); then
             WHY="TLS failed: ${PROBE_ERR:-curl status}"
+            return 1
+        fi
+        if start_failed "$sha" "$config"; then
+            WHY="the runtime could not start $(short "$sha")${config:+ with env $config}: $RUNTIME_FAILURE"
             return 1
         fi
         if [[ $HTTP_REVISION == "$sha" ]]; then
@@ -2367,8 +2428,10 @@ step_health() {
     close_step "unhealthy: $WHY"
     local why=$WHY
     history_add failed "$COMMIT"
-    if [[ $HTTP_STATUS == 200 && -n $HTTP_REVISION && $HTTP_REVISION != "$COMMIT" ]]; then
-        why+="; the server never reloaded: does its container mount $ROOT and watch $RELOAD_FILE (TOUCHDEPLOY_RELOAD_FILE)?"
+    if [[ -n $RUNTIME_FAILURE ]]; then
+        :
+    elif [[ $HTTP_STATUS == 200 && -n $HTTP_REVISION && $HTTP_REVISION != "$COMMIT" ]]; then
+        why+="; the server never reloaded: does its container mount $ROOT and watch $RELOAD_FILE (TOUCHDEPLOY_RELOAD_FILE), or did the new release fail to start (the container's log: touchdeploy-generations: ... FAILED)?"
     elif [[ $HTTP_STATUS == 200 && $HTTP_REVISION == "$COMMIT" && $HTTP_CONFIG != "$NEW_CONFIG" ]]; then
         why+="; the server does not serve env $NEW_CONFIG: does its image apply touchdeploy's env (the runtime image of this version sends X-Touchdeploy-Config)?"
     fi

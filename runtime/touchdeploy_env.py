@@ -9,14 +9,18 @@ them together with `current`. In the container that is `/srv/app/config/`:
     processes  records NAME NUL COMMAND NUL (see touchdeploy_tool.py)
     VERSION    the version's name, which uWSGI serves as X-Touchdeploy-Config
 
-uWSGI imports this module in its master (`pyimport` in /etc/touchdeploy/uwsgi.ini) before it
-loads the app, at the start and at every graceful reload (the master re-execs itself). It
-applies the live version to the process environment, so the app reads its settings at import
-and the workers forked afterwards inherit them. The master keeps its environment across the
-re-exec, so each load first puts back what the previous load changed (TOUCHDEPLOY_ENV_SAVED):
-a key dropped from the config is gone after the next reload, a container variable the config
-overrode comes back. touchdeploy_tool.py applies a version the same way before it runs the
-release command or a process.
+uWSGI imports this module in the master of each generation (`pyimport` in
+/etc/touchdeploy/uwsgi.ini) before it loads the app. It applies the generation's config version
+to the process environment, so the app reads its settings at import and the workers forked
+afterwards inherit them. The generations manager (touchdeploy_generations.py) resolves the link
+`config` once when it starts a generation and passes that version's directory as
+TOUCHDEPLOY_CONFIG_DIR (unset without a config: then the live link is read), so a generation's
+env, X-Revision and X-Touchdeploy-Config come from one release and one version, even if the
+links are switched while it starts. A master that re-execs itself keeps its environment, so each
+load first puts back what the previous load changed (TOUCHDEPLOY_ENV_SAVED): a key dropped from
+the config is gone after the next load, a container variable the config overrode comes back.
+touchdeploy_tool.py applies a version the same way before it runs the release command or a
+process.
 """
 
 import json
@@ -27,6 +31,8 @@ ROOT = os.environ.get("TOUCHDEPLOY_ROOT", "/srv/app")
 LIVE = os.path.join(ROOT, "config")
 SAVED = "TOUCHDEPLOY_ENV_SAVED"
 VERSION_VAR = "TOUCHDEPLOY_CONFIG_VERSION"
+# The config version of a generation, resolved by the generations manager.
+CONFIG_DIR_VAR = "TOUCHDEPLOY_CONFIG_DIR"
 
 
 def read_records(path):
@@ -89,12 +95,13 @@ def apply(config_dir=LIVE):
 
 
 def _load_in_uwsgi():
+    config_dir = os.environ.get(CONFIG_DIR_VAR) or LIVE
     try:
-        apply()
+        apply(config_dir)
     except Exception as err:  # noqa: BLE001 - any reason the app must not start without its env
-        # The app then runs without its settings; the health check (X-Touchdeploy-Config and
-        # the app's own /healthz) fails and the deploy is switched back. Say why, loudly.
-        sys.stderr.write(f"touchdeploy: error: cannot apply the app's env from {LIVE}: {err}\n")
+        # The generation then fails to start (need-app) and the deploy is switched back. Say
+        # why, loudly.
+        sys.stderr.write(f"touchdeploy: error: cannot apply the app's env from {config_dir}: {err}\n")
         raise
 
 

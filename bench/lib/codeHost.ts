@@ -4,7 +4,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RELOAD_LOG_LINE } from "../../test/harness/app";
+import { CONTAINER_UID } from "../../components/contract";
+import { RELOAD_LOG_LINE, UWSGI_RELOAD_LOG_LINE } from "../../test/harness/app";
 import { dependencyFingerprintOfDir } from "../../test/harness/fingerprint";
 import { APP_SUBDIR, type TestRepo } from "../../test/harness/git";
 import {
@@ -111,13 +112,18 @@ export async function createCodeHosts(opts: {
       ],
       binds: [`${root}:/srv/app:ro`],
       sysctls: opts.sysctls,
+      // As the program declares it (the user setup reports: 10001 for a root deploy user).
+      user: `${CONTAINER_UID}:${CONTAINER_UID}`,
     });
     hosts.push({ label, root, container, fingerprint });
   }
   return hosts;
 }
 
-/** The arguments the Pulumi program's fetch + release pass, as one `deploy`. */
+/**
+ * The arguments the Pulumi program's fetch + release pass, as one `deploy` (with --container:
+ * the script asks the runtime about the generation it starts, see host/README.md).
+ */
 export function deployArgs(
   host: CodeHost,
   repo: TestRepo,
@@ -146,6 +152,8 @@ export function deployArgs(
     DEPENDENCY_FILES.join(" "),
     "--container-fingerprint",
     host.fingerprint,
+    "--container",
+    host.container.name,
   ];
 }
 
@@ -236,23 +244,24 @@ export function parseSteps(stdout: string): ScriptSteps {
 export const DETECT_LINES = ["has been touched... grace them all", "[uwsgi-fsmon] detected event"];
 /**
  * What the master logs once per graceful reload, when all the old workers are reaped and it
- * re-execs itself ("binary reloading uWSGI"), whatever noticed the trigger: the e2e tests count
- * reloads by it too.
+ * re-execs itself ("binary reloading uWSGI"), whatever noticed the trigger (the contracts that
+ * reload in place: fs-reload + wake and its experiments; the shipped generations manager logs
+ * RELOAD_LOG_LINE instead, and has none of these phases).
  */
-const REEXEC = RELOAD_LOG_LINE;
+const REEXEC = UWSGI_RELOAD_LOG_LINE;
 const SPAWNED = /spawned uWSGI worker (\d+)/;
 
 /**
  * Where one deploy's reload spent its time, read from the container log (see ReloadPhases).
  * Reloads are counted up to `untilMs` (call it a while after the deploy, before the next one, so
  * that a second, late reload would be seen), as lines containing `reloadLine` (a design's, see
- * lib/designs.ts; the master's re-exec by default).
+ * lib/designs.ts; the shipped contract's by default).
  */
 export async function reloadPhases(
   host: CodeHost,
   deploy: CodeDeployResult,
   untilMs: number = Date.now(),
-  reloadLine: string = REEXEC,
+  reloadLine: string = RELOAD_LOG_LINE,
 ): Promise<ReloadPhases> {
   const lines = await host.container.logLines(deploy.startedAt - 20);
   const upTo = lines.filter((l) => l.atMs <= untilMs);

@@ -23,6 +23,8 @@ export interface BenchContainerOptions {
   sysctls?: Record<string, string>;
   /** Publish no port (the container is reached over a Docker network). */
   unpublished?: boolean;
+  /** The container's user, `UID:GID` (default: the image's). */
+  user?: string;
   /** A user-defined Docker network to join instead of the default bridge, with aliases. */
   network?: { name: string; aliases?: string[] };
 }
@@ -74,6 +76,7 @@ export async function startBenchContainer(opts: BenchContainerOptions): Promise<
     name,
     Image: opts.image,
     Env: opts.env,
+    ...(opts.user ? { User: opts.user } : {}),
     Labels: { [BENCH_LABEL]: String(process.pid) },
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     HostConfig: {

@@ -58,7 +58,8 @@ export interface Context {
   repo: TestRepo;
   machine: Record<string, string | number>;
   /** Image tag of a design (lib/designs.ts), built on first use. */
-  imageOf: (design: string) => Promise<string>;
+  /** A design's image (with an app's Debian packages: APT_PACKAGES), built once. */
+  imageOf: (design: string, aptPackages?: string) => Promise<string>;
   measurements: Measurement[];
   notes: string[];
   /** Every variant the results mention, in words (BenchResults.variants). */

@@ -1,15 +1,16 @@
 /**
  * The deploy contracts ("designs") the benchmark measures side by side. Each one except the
- * shipped contract is a complete runtime under bench/variants/ (committed files, never edits
- * of runtime/): the image is built from exactly the files listed here, so a variant can be
- * shipped by copying its files into runtime/. The host script is the same for every design
+ * shipped contract (runtime/, the generations manager since issue 12) is a complete runtime
+ * under bench/variants/ (committed files, never edits of runtime/): the image is built from
+ * exactly the files listed here, so a variant can be shipped by copying its files into runtime/,
+ * and the previous shipped contract stays measurable (bench/variants/fs-reload-wake). The host script is the same for every design
  * (host/touchdeploy.sh as it is): switch `current`, touch the trigger once, wait until the
  * health URL answers the commit. What differs is what the runtime does on the touch.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RELOAD_LOG_LINE } from "../../test/harness/app";
+import { RELOAD_LOG_LINE, UWSGI_RELOAD_LOG_LINE } from "../../test/harness/app";
 import { ensureDocker, followProgress, imageExists } from "../../test/harness/docker";
 import { BASE_IMAGE, ensureBaseImage, REPO_ROOT } from "../../test/harness/images";
 import { removeTree } from "../../test/harness/process";
@@ -35,21 +36,38 @@ export interface Design {
 
 const V = "bench/variants";
 const RUNTIME_WAKE = "runtime/touchdeploy_wake.py";
+const FROZEN = `${V}/fs-reload-wake`;
 
-/** The contract touchdeploy ships (runtime/ as it is): fs-reload + wake. */
+/** The contract touchdeploy ships (runtime/ as it is): the generations manager (issue 12). */
 export const SHIPPED = "shipped";
+/** The contract shipped before issue 12 (frozen in bench/variants/fs-reload-wake). */
+export const FS_RELOAD_WAKE = "fs-reload + wake";
 /** The contract before 624ea2c (frozen in bench/variants/previous). */
 export const PREVIOUS = "previous";
 export const TOUCH_WAKE = "touch-reload + wake";
 export const FS_NO_WAKE = "fs-reload, no wake";
 export const CHAIN = "chain-reload";
 export const WORKERS = "workers-reload";
-/** The generations manager with the socket it holds itself: the recommended contract. */
+/**
+ * The generations manager as the research built it (bench/variants/generations, before it was
+ * merged with issue 11's env and processes into runtime/).
+ */
 export const GENERATIONS = "generations";
 export const GENERATIONS_ZERG = "generations-zerg";
 export const GENERATIONS_REUSEPORT = "generations-reuseport";
 export const GENERATIONS_MIGRATE = "generations-reuseport-migrate";
 
+/** The frozen previous contract's files, every one its Dockerfile copies. */
+const FROZEN_FILES = {
+  Dockerfile: `${FROZEN}/Dockerfile`,
+  "supervisord.conf": `${FROZEN}/supervisord.conf`,
+  "uwsgi.ini": `${FROZEN}/uwsgi.ini`,
+  "start-uwsgi": `${FROZEN}/start-uwsgi`,
+  start: `${FROZEN}/start`,
+  "touchdeploy_wake.py": `${FROZEN}/touchdeploy_wake.py`,
+  "touchdeploy_env.py": `${FROZEN}/touchdeploy_env.py`,
+  "touchdeploy_tool.py": `${FROZEN}/touchdeploy_tool.py`,
+};
 const LAZY_FILES = {
   Dockerfile: `${V}/chain-reload/Dockerfile`,
   "supervisord.conf": `${V}/chain-reload/supervisord.conf`,
@@ -70,10 +88,20 @@ export const DESIGNS: Record<string, Design> = {
   [SHIPPED]: {
     id: SHIPPED,
     description:
-      "runtime/ as shipped: fs-reload (inotify) on the trigger re-execs the uWSGI master, the " +
-      "wake module reaps the old workers at once; requests wait in the listen queue while the " +
-      "new master imports the app",
+      "runtime/ as shipped: generations (touchdeploy_generations.py holds the socket and starts " +
+      "a new uWSGI instance on the release and env the links point to on the touch; the old one " +
+      "serves until the new one answers healthy, then stops gracefully; a failed start is " +
+      "reported to the host script)",
     reloadLine: RELOAD_LOG_LINE,
+  },
+  [FS_RELOAD_WAKE]: {
+    id: FS_RELOAD_WAKE,
+    description:
+      "the contract shipped before issue 12 (frozen in bench/variants/fs-reload-wake): fs-reload " +
+      "(inotify) on the trigger re-execs the uWSGI master, the wake module reaps the old workers " +
+      "at once; requests wait in the listen queue while the new master imports the app",
+    files: FROZEN_FILES,
+    reloadLine: UWSGI_RELOAD_LOG_LINE,
   },
   [PREVIOUS]: {
     id: PREVIOUS,
@@ -86,31 +114,19 @@ export const DESIGNS: Record<string, Design> = {
       "uwsgi.ini": `${V}/previous/uwsgi.ini`,
       "start-uwsgi": `${V}/previous/start-uwsgi`,
     },
-    reloadLine: RELOAD_LOG_LINE,
+    reloadLine: UWSGI_RELOAD_LOG_LINE,
   },
   [TOUCH_WAKE]: {
     id: TOUCH_WAKE,
-    description: "the shipped contract with touch-reload instead of fs-reload",
-    files: {
-      Dockerfile: "runtime/Dockerfile",
-      "supervisord.conf": "runtime/supervisord.conf",
-      "start-uwsgi": "runtime/start-uwsgi",
-      "touchdeploy_wake.py": RUNTIME_WAKE,
-      "uwsgi.ini": `${V}/touch-reload-wake/uwsgi.ini`,
-    },
-    reloadLine: RELOAD_LOG_LINE,
+    description: "fs-reload + wake with touch-reload instead of fs-reload",
+    files: { ...FROZEN_FILES, "uwsgi.ini": `${V}/touch-reload-wake/uwsgi.ini` },
+    reloadLine: UWSGI_RELOAD_LOG_LINE,
   },
   [FS_NO_WAKE]: {
     id: FS_NO_WAKE,
-    description: "the shipped contract without the wake module",
-    files: {
-      Dockerfile: "runtime/Dockerfile",
-      "supervisord.conf": "runtime/supervisord.conf",
-      "start-uwsgi": "runtime/start-uwsgi",
-      "touchdeploy_wake.py": RUNTIME_WAKE,
-      "uwsgi.ini": `${V}/fs-reload-no-wake/uwsgi.ini`,
-    },
-    reloadLine: RELOAD_LOG_LINE,
+    description: "fs-reload + wake without the wake module",
+    files: { ...FROZEN_FILES, "uwsgi.ini": `${V}/fs-reload-no-wake/uwsgi.ini` },
+    reloadLine: UWSGI_RELOAD_LOG_LINE,
   },
   [CHAIN]: {
     id: CHAIN,
@@ -199,12 +215,16 @@ export async function ensureDesignImage(
   id: string,
   runtimeImage: string,
   scratch: string,
+  aptPackages = "",
 ): Promise<string> {
   const files = design(id).files;
-  if (!files) return runtimeImage;
+  if (!files) {
+    if (aptPackages) throw new Error(`design ${id}: build runtime/ with its packages instead`);
+    return runtimeImage;
+  }
   const baseId = await ensureBaseImage();
   const docker = await ensureDocker();
-  const hash = crypto.createHash("sha256").update(baseId);
+  const hash = crypto.createHash("sha256").update(baseId).update(`${aptPackages}\0`);
   const names = Object.keys(files).sort();
   for (const name of names) {
     hash
@@ -226,7 +246,7 @@ export async function ensureDesignImage(
       { context: dir, src: names },
       {
         t: tag,
-        buildargs: { BASE_IMAGE },
+        buildargs: { BASE_IMAGE, APT_PACKAGES: aptPackages },
         labels: { "touchdeploy.bench": "true" },
         forcerm: true,
       },

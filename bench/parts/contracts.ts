@@ -9,6 +9,8 @@
  * imported: the script must roll back (exit 6); what did users see meanwhile?
  */
 import * as path from "node:path";
+import { APP_SUBDIR } from "../../test/harness/git";
+import { describeRun, runHostScript } from "../../test/harness/hostScript";
 import { sleep } from "../../test/harness/process";
 import { djangoApp, slowApp, type BenchApp } from "../lib/apps";
 import { codeDeploy, createCodeHosts, type CodeDeployResult, type CodeHost } from "../lib/codeHost";
@@ -27,7 +29,7 @@ import {
   type Context,
 } from "../lib/context";
 import { onCleanup } from "../lib/cleanup";
-import { design, DESIGNS } from "../lib/designs";
+import { design, DESIGNS, FS_RELOAD_WAKE, SHIPPED } from "../lib/designs";
 import { startLoad, type LoadWindow } from "../lib/load";
 import { withLock } from "../lib/lock";
 import { log, secs, step } from "../lib/log";
@@ -82,12 +84,13 @@ async function countLines(host: CodeHost, text: string, fromMs: number, toMs: nu
 
 export function contractApps(ctx: Context): BenchApp[] {
   const apps = ctx.opts.importSeconds.map((s) => slowApp(s));
-  const django = djangoApp();
+  // Only runtimes whose Dockerfile installs NAME/SUITE Aptfile entries can build its image.
+  const django = djangoApp({ full: [SHIPPED, FS_RELOAD_WAKE], smoke: [SHIPPED] });
   if (django) apps.push(django);
   else {
     ctx.notes.push(
       "contracts: the Django example (examples/django-app) is not measured: it does not exist " +
-        "on this branch yet, or bench/lib/apps.ts djangoApp() is not wired to it (the hook)",
+        "on this branch",
     );
   }
   return apps;
@@ -105,7 +108,12 @@ export async function runContracts(ctx: Context): Promise<void> {
 /** All designs with one app: hosts, runs, measurements, then (slowest app) the rollbacks. */
 async function runApp(ctx: Context, app: BenchApp, rollbacks: boolean): Promise<void> {
   const { opts, scratch } = ctx;
-  const designs = opts.designs;
+  const only = app.designs && (opts.smoke ? app.designs.smoke : app.designs.full);
+  const designs = only ? opts.designs.filter((d) => only.includes(d)) : opts.designs;
+  if (designs.length === 0) {
+    ctx.notes.push(`contracts, ${app.id}: none of the designs compared can run it; skipped`);
+    return;
+  }
   {
     const repo = await step(`contracts, ${app.id}: repository`, () =>
       app.createRepo(path.join(scratch, `repo-${app.id}`)),
@@ -121,8 +129,8 @@ async function runApp(ctx: Context, app: BenchApp, rollbacks: boolean): Promise<
           label: `k-${app.id.replace(/[^a-z0-9]+/g, "")}-${id.replace(/[^a-z0-9]+/g, "")}`,
           dir: scratch,
           repo,
-          image: await ctx.imageOf(id),
-          env: d.env,
+          image: await ctx.imageOf(id, app.aptPackages),
+          env: [...(d.env ?? []), ...(app.env ?? [])],
           sysctls: d.sysctls,
         }),
       );
@@ -140,7 +148,22 @@ async function runApp(ctx: Context, app: BenchApp, rollbacks: boolean): Promise<
       });
     }
     const first = await repo.head();
-    for (const s of series) await codeDeploy(s.host, repo, first);
+    for (const s of series) {
+      if (app.prepare) {
+        const fetched = await runHostScript([
+          "fetch",
+          "--root",
+          s.host.root,
+          "--repo",
+          repo.origin,
+          "--commit",
+          first,
+        ]);
+        if (fetched.code !== 0) throw new Error(`fetch for ${app.id}: ${describeRun(fetched)}`);
+        await app.prepare(s.host.container, `/srv/app/releases/${first}/${APP_SUBDIR}`);
+      }
+      await codeDeploy(s.host, repo, first);
+    }
     await settle();
     await noteStalled(
       ctx,

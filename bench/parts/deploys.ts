@@ -34,7 +34,7 @@ import {
   settle,
   type Context,
 } from "../lib/context";
-import { design, GENERATIONS, PREVIOUS, SHIPPED } from "../lib/designs";
+import { design, FS_RELOAD_WAKE, PREVIOUS, SHIPPED } from "../lib/designs";
 import {
   IMAGE_PATH_TEXT,
   IMAGE_PATHS,
@@ -105,7 +105,7 @@ const orderOf = <T>(kinds: T[], i: number): T[] => (i % 2 ? [...kinds].reverse()
 export async function runDeploys(ctx: Context): Promise<number> {
   const { opts, repo, scratch, measurements } = ctx;
   for (const p of IMAGE_PATHS) ctx.variants[p] = IMAGE_PATH_TEXT[p];
-  ctx.variants[GENERATIONS] = design(GENERATIONS).description;
+  ctx.variants[FS_RELOAD_WAKE] = design(FS_RELOAD_WAKE).description;
   await step("images the image paths need (the proxy)", () =>
     prepareImagePaths(IMAGE_PATHS, scratch),
   );
@@ -263,7 +263,7 @@ export async function runDeploys(ctx: Context): Promise<number> {
   );
   const slowHosts: CodeHost[] = [];
   const removeSlowHosts = hostsCleanup("deploys: slow-app code hosts", slowHosts);
-  for (const id of [SHIPPED, GENERATIONS]) {
+  for (const id of [SHIPPED, FS_RELOAD_WAKE]) {
     const [h] = await step(`deploys, ${app.id}: ${id} host`, async () =>
       createCodeHosts({
         count: 1,
@@ -296,7 +296,7 @@ export async function runDeploys(ctx: Context): Promise<number> {
   await settle();
   const slowKinds = [
     codeKind("code deploy", SHIPPED, slowHosts[0], slowRepo),
-    codeKind("code deploy, generations", GENERATIONS, slowHosts[1], slowRepo),
+    codeKind(`code deploy, ${FS_RELOAD_WAKE}`, FS_RELOAD_WAKE, slowHosts[1], slowRepo),
     ...IMAGE_PATHS.map((p, i) => imageKind(p, slowImageHosts[i])),
   ];
   await underLoad(ctx, app.id, slowKinds, opts.shortRuns, () => app.change(slowRepo, nextChange()));

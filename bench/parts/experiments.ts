@@ -25,7 +25,8 @@ import {
   settle,
   type Context,
 } from "../lib/context";
-import { design, FS_NO_WAKE, PREVIOUS, SHIPPED, TOUCH_WAKE } from "../lib/designs";
+import { UWSGI_RELOAD_LOG_LINE } from "../../test/harness/app";
+import { design, FS_NO_WAKE, FS_RELOAD_WAKE, PREVIOUS, SHIPPED, TOUCH_WAKE } from "../lib/designs";
 import { log, secs } from "../lib/log";
 import { scriptWithPoll, shippedPoll } from "../lib/scriptVariants";
 
@@ -38,7 +39,7 @@ export const POLL = "shipped + health poll 0.05 s";
  */
 export async function runExperiments(ctx: Context): Promise<void> {
   const { opts, repo, scratch, measurements } = ctx;
-  for (const id of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, SHIPPED]) {
+  for (const id of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, FS_RELOAD_WAKE, SHIPPED]) {
     ctx.variants[id] = design(id).description;
   }
   ctx.variants[POLL] =
@@ -47,7 +48,7 @@ export async function runExperiments(ctx: Context): Promise<void> {
   const removeHosts = onCleanup("experiment hosts", async () => {
     for (const h of hosts.values()) await h.container.remove().catch(() => undefined);
   });
-  for (const variant of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, SHIPPED]) {
+  for (const variant of [PREVIOUS, TOUCH_WAKE, FS_NO_WAKE, FS_RELOAD_WAKE, SHIPPED]) {
     const [h] = await createCodeHosts({
       count: 1,
       label: `exp-${variant.replace(/[^a-z]+/g, "")}`,
@@ -67,6 +68,7 @@ export async function runExperiments(ctx: Context): Promise<void> {
     { variant: PREVIOUS, host: hostOf(PREVIOUS), script: stock },
     { variant: TOUCH_WAKE, host: hostOf(TOUCH_WAKE), script: stock },
     { variant: FS_NO_WAKE, host: hostOf(FS_NO_WAKE), script: stock },
+    { variant: FS_RELOAD_WAKE, host: hostOf(FS_RELOAD_WAKE), script: stock },
     { variant: SHIPPED, host: hostOf(SHIPPED), script: stock },
     { variant: POLL, host: hostOf(SHIPPED), script: scriptWithPoll("0.05") },
   ].map((s) => ({
@@ -89,7 +91,12 @@ export async function runExperiments(ctx: Context): Promise<void> {
       const cpu = cpuBetween(c0, cpuSample([s.host.container.id]));
       await settle();
       await explainSlow(s.host, d, ctx.notes);
-      const p = await reloadPhases(s.host, d);
+      const p = await reloadPhases(
+        s.host,
+        d,
+        Date.now(),
+        design(s.variant === POLL ? SHIPPED : s.variant).reloadLine,
+      );
       if (i >= 0) {
         s.deploys.push(d);
         s.phases.push(p);
@@ -113,7 +120,10 @@ export async function runExperiments(ctx: Context): Promise<void> {
         cpuPerDeploy: cpuPerDeploy(s.cpu, 1),
       }),
     );
-    const odd = s.phases.filter((p) => p.detections !== p.reloads);
+    // uWSGI's own "trigger noticed" lines exist only for the contracts that reload in place.
+    const inPlace =
+      design(s.variant === POLL ? SHIPPED : s.variant).reloadLine === UWSGI_RELOAD_LOG_LINE;
+    const odd = inPlace ? s.phases.filter((p) => p.detections !== p.reloads) : [];
     if (odd.length) {
       ctx.notes.push(
         `${s.variant}: uWSGI logged the trigger as noticed ${odd.map((p) => p.detections).join(", ")} ` +
@@ -121,7 +131,8 @@ export async function runExperiments(ctx: Context): Promise<void> {
       );
     }
   }
-  const [previous, , , shipped] = series;
+  const previous = series[0];
+  const shipped = series.find((s) => s.variant === SHIPPED) ?? series[0];
   measurements.push(
     measurement({
       kind: "ratio-previous-over-shipped",

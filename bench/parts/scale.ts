@@ -27,7 +27,7 @@ import {
   settle,
   type Context,
 } from "../lib/context";
-import { PREVIOUS, SHIPPED } from "../lib/designs";
+import { design, PREVIOUS, SHIPPED } from "../lib/designs";
 import { log, secs, step } from "../lib/log";
 import { perfAvailable, profileFile, startProfile, type Profile } from "../lib/profile";
 
@@ -112,7 +112,9 @@ export async function runScale(ctx: Context): Promise<void> {
         await settle();
         for (const [k, d] of done.entries()) {
           await explainSlow(s.hosts[k], d, ctx.notes);
-          s.phases.push(await reloadPhases(s.hosts[k], d));
+          s.phases.push(
+            await reloadPhases(s.hosts[k], d, Date.now(), design(s.variant).reloadLine),
+          );
           const served = await getServed(s.hosts[k].container.healthUrl);
           if (served.revision !== sha)
             throw new Error(`${s.hosts[k].label} serves ${served.revision}`);

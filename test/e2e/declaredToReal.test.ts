@@ -27,7 +27,7 @@ import { demuxLogs, ensureDocker } from "../harness/docker";
 import { APP_SUBDIR, TestRepo } from "../harness/git";
 import { BASE_IMAGE, ensureBaseImage } from "../harness/images";
 import { e2eGate } from "../harness/prerequisites";
-import { freePort, makeScratchDir, removeTree } from "../harness/process";
+import { freePort, makeScratchDir, removeTree, waitFor } from "../harness/process";
 import {
   actionsOf,
   apply,
@@ -202,6 +202,12 @@ describe(
 
       const served = await waitForRevision(`${url}/`, next, 5_000);
       assert.match(served.body, /^Hello from the second commit/);
+      // The runtime logs the reload once the new generation answered it: wait for the line.
+      await waitFor(
+        "the runtime's reload line",
+        async () => ((await reloads()) > reloadsBefore ? true : undefined),
+        { timeoutMs: 15_000, intervalMs: 50 },
+      );
       assert.equal((await reloads()) - reloadsBefore, 1, "exactly one graceful reload");
       t.diagnostic(`code deploy through the declared steps: ${seconds.toFixed(2)} s`);
     });

@@ -315,6 +315,11 @@ describe(
         ["update local-release"],
       );
       assert.deepEqual(await identity(docker, containerName), before);
+      await waitFor(
+        "the runtime's reload line",
+        async () => ((await reloads()) > reloadsBefore ? true : undefined),
+        { timeoutMs: 15_000, intervalMs: 50 },
+      );
       assert.equal((await reloads()) - reloadsBefore, 1, "exactly one graceful reload");
       assert.equal((await request(`${url}/`, { host: "shop.example.test" })).status, 200);
       const health = await request(`${url}/healthz`);
@@ -334,6 +339,11 @@ describe(
         ["update local-release"],
       );
       assert.deepEqual(await identity(docker, containerName), before);
+      await waitFor(
+        "the runtime's reload line",
+        async () => ((await reloads()) > reloadsBefore ? true : undefined),
+        { timeoutMs: 15_000, intervalMs: 50 },
+      );
       assert.equal((await reloads()) - reloadsBefore, 1, "exactly one graceful reload");
       assert.notEqual(
         one((await request(`${url}/healthz`)).headers["x-touchdeploy-config"]),

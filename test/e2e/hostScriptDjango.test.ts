@@ -307,6 +307,9 @@ describe(
       // Its /healthz answers 500 while a migration of its code is missing: 200 proves it ran.
       const health = await request(`${app.baseUrl}/healthz`);
       assert.deepEqual([health.status, health.headers["x-revision"]], [200, sha]);
+      // The runtime logs the reload once the new generation answered it (as the health check
+      // did): wait for the line, then it must be exactly one.
+      await waitForReloads(app, reloads + 1);
       assert.equal(await app.countReloads(), reloads + 1, "one reload");
       figures.push(`deploy with a migration: ${r.durationMs} ms`);
       t.diagnostic(`deploy with a migration (0002): ${r.durationMs} ms`);
@@ -407,6 +410,7 @@ describe(
       assert.doesNotMatch(await app.logs(), new RegExp(`${secretKey}|${old}`));
       const inspect = await app.container.inspect();
       assert.doesNotMatch(JSON.stringify(inspect), new RegExp(`${secretKey}|${old}`));
+      await waitForReloads(app, reloads + 1);
       assert.equal(await app.countReloads(), reloads + 1, "exactly one reload");
       assert.deepEqual(await app.identity(), before, "the same container, never restarted");
       // The worker was started with the new value (its environment block, read as root on the

@@ -33,20 +33,54 @@ describe(
       await fx?.cleanup();
     });
 
-    it("a broken commit (ImportError) fails its health check, is rolled back, exit 6 with one clear line", async (t) => {
+    it("a broken commit (ImportError) never serves; the runtime reports why and the script switches back at once: exit 6 with one clear line (issue 12)", async (t) => {
       const app = fx.container();
       const broken = await fx.repo.commitBroken();
       brokenSha = broken;
       const before = snapshotRoot(fx.root);
-      const r = await fx.deploy(broken);
+      const reloadsBefore = await app.countReloads();
+      // Users keep being served by the old generation while the new one fails to import.
+      const answers: { status: number; revision?: string }[] = [];
+      let polling = true;
+      const poller = (async () => {
+        while (polling) answers.push(await getServed(`${app.baseUrl}/`, 2000));
+      })();
+      // A 60 s health timeout: only the runtime's report can end the wait in seconds.
+      const r = await fx.deploy(broken, ["--container", app.name, "--health-timeout", "60"]);
+      polling = false;
+      await poller;
       assert.equal(r.code, EXIT.rolledBack, describeRun(r));
       const errors = errorLines(r.stderr);
       assert.equal(errors.length, 1, describeRun(r));
       assert.equal(r.stderr.trim().split("\n").length, 1, "stderr should be that one line");
-      assert.match(errors[0], new RegExp(`could not deploy ${short(broken)}`));
-      assert.match(errors[0], /failed its health check \(it answered HTTP 500 for 3s\)/);
-      assert.match(errors[0], new RegExp(`commit ${short(good)} is serving again`));
-      assert.match(errors[0], /deploy again/);
+      assert.match(
+        errors[0],
+        new RegExp(
+          `^touchdeploy: error: could not deploy ${short(broken)}: it failed its health check ` +
+            `\\(the runtime could not start ${short(broken)}: generation \\d+: it exited with ` +
+            `status \\d+ before it answered: ModuleNotFoundError: No module named ` +
+            `'touchdeploy_no_such_module'\\); switched back: commit ${short(good)} is serving ` +
+            `again; fix the commit \\(see the container's log\\) and deploy again$`,
+        ),
+      );
+      assert.ok(
+        r.durationMs < 15_000,
+        `took ${r.durationMs} ms: the health timeout was waited out`,
+      );
+      assert.ok(answers.length > 0);
+      assert.deepEqual(
+        answers.filter((a) => a.status !== 200 || a.revision !== good),
+        [],
+        "a request was not answered 200 by the old release",
+      );
+      assert.match(
+        await app.logs(),
+        new RegExp(
+          `touchdeploy-generations: generation \\d+ \\(${short(broken)}, pid \\d+\\) FAILED: it exited`,
+        ),
+      );
+      // No reload: the broken generation never took over, and the switch back started nothing.
+      assert.equal(await app.countReloads(), reloadsBefore);
 
       const served = await getServed(`${app.baseUrl}/`);
       assert.equal(served.status, 200);
@@ -76,13 +110,13 @@ describe(
         "the broken release is still prepared",
       );
       const r = await runHostScript(
-        fx.args("rollback", "--to", broken, "--health-url", app.healthUrl),
+        fx.args("rollback", "--to", broken, "--health-url", app.healthUrl, "--container", app.name),
       );
       assert.equal(r.code, EXIT.rolledBack, describeRun(r));
       assert.match(
         errorLines(r.stderr)[0],
         new RegExp(
-          `could not roll back to ${short(broken)}: .*commit ${short(live)} is serving again`,
+          `could not roll back to ${short(broken)}: it failed its health check \\(the runtime could not start ${short(broken)}: .*ModuleNotFoundError.*commit ${short(live)} is serving again`,
         ),
       );
       assert.equal((await getServed(`${app.baseUrl}/`)).revision, live);
@@ -321,7 +355,11 @@ describe(
       const next = await fx.repo.commitGreeting("Hello to a stopped container");
       await app.container.pause();
       try {
-        const r = await fx.deploy(next, ["--health-timeout", "2"]);
+        // Without --container: a paused container refuses docker exec, so with it the script
+        // would stop before the switch (it asks the container its user first).
+        const args = fx.deployArgs(next, "--health-timeout", "2");
+        args.splice(args.indexOf("--container"), 2);
+        const r = await runHostScript(args);
         assert.equal(r.code, EXIT.urgent, describeRun(r));
         assert.match(
           errorLines(r.stderr)[0],

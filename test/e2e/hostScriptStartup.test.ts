@@ -91,6 +91,8 @@ describe(
           APP_SUBDIR,
           "--health-url",
           app.healthUrl,
+          "--container",
+          app.name,
         ]);
         await run.paused;
         await waitForRevision(`${app.baseUrl}/`, live);

@@ -14,10 +14,18 @@ import { isAlive, waitFor } from "./process";
 export const CONTAINER_PORT = 8000;
 
 /**
- * uWSGI's master logs this once per graceful reload it performs (it re-execs itself), whatever
- * noticed the trigger (fs-reload's inotify event, or a touch-reload check).
+ * The generations manager (runtime/touchdeploy_generations.py) logs this once per reload it
+ * performs: a new generation answered healthy and the previous one is being retired. A touch
+ * that starts nothing (the live generation already runs that release and config) and a
+ * generation that fails to start log no such line.
  */
-export const RELOAD_LOG_LINE = "binary reloading uWSGI";
+export const RELOAD_LOG_LINE = "touchdeploy-generations: reloaded: generation";
+
+/**
+ * uWSGI's master logs this once per graceful reload it performs (it re-execs itself): the
+ * reload of the previous contract (bench/variants/fs-reload-wake, startClassicContainer).
+ */
+export const UWSGI_RELOAD_LOG_LINE = "binary reloading uWSGI";
 
 const OWNER_LABEL = "touchdeploy.e2e.pid";
 
@@ -53,7 +61,7 @@ export interface AppContainer {
   container: Docker.Container;
   /** The container's log so far (stdout and stderr). */
   logs(): Promise<string>;
-  /** How many touch-reloads uWSGI has performed so far. */
+  /** How many reloads (new generation serving, old one retired) the runtime performed so far. */
   countReloads(): Promise<number>;
   /** The uid of every process running in the container (uWSGI, supervisord, ...). */
   processUids(): Promise<number[]>;

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CONTAINER_PORT, RELOAD_LOG_LINE, startAppContainer, type AppContainer } from "./app";
+import { CONTAINER_PORT, startAppContainer, UWSGI_RELOAD_LOG_LINE, type AppContainer } from "./app";
 import { demuxLogs, ensureDocker } from "./docker";
 import { APP_SUBDIR, TestRepo } from "./git";
 import { describeRun, runHostScript } from "./hostScript";
@@ -70,7 +70,10 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
       sha,
       "--subdir",
       APP_SUBDIR,
+      // As the Pulumi program does: the container is known (the release command, processes
+      // and the runtime's own report of a new generation go through docker exec).
       ...(container ? ["--health-url", container.healthUrl] : []),
+      ...(container && !extra.includes("--container") ? ["--container", container.name] : []),
       ...extra,
     ];
     return {
@@ -108,7 +111,7 @@ export async function waitForReloads(
 ): Promise<void> {
   let seen = 0;
   await waitFor(
-    `uWSGI to log its reload ${n} times`,
+    `the runtime to log its reload ${n} times`,
     async () => {
       seen = await app.countReloads();
       return seen >= n ? true : undefined;
@@ -121,9 +124,11 @@ export async function waitForReloads(
 const OWNER_LABEL = "touchdeploy.e2e.pid";
 
 /**
- * A runtime container with the classic reload contract: the shipped contract file
- * (runtime/uwsgi.ini) with `touch-reload` (uWSGI's once-a-second check of the trigger's mtime,
- * in whole seconds) instead of `fs-reload`, bind-mounted over /etc/touchdeploy/uwsgi.ini.
+ * A runtime container with the classic reload contract: the previous contract's files
+ * (bench/variants/fs-reload-wake: start-uwsgi, its supervisord.conf and its uwsgi.ini, which
+ * re-execs the uWSGI master on a reload) bind-mounted over the generations manager's, with
+ * `touch-reload` (uWSGI's once-a-second check of the trigger's mtime, in whole seconds) instead
+ * of `fs-reload`.
  */
 export async function startClassicContainer(opts: {
   image: string;
@@ -136,11 +141,12 @@ export async function startClassicContainer(opts: {
   countReloads(): Promise<number>;
   remove(): Promise<void>;
 }> {
+  const frozen = path.join(REPO_ROOT, "bench", "variants", "fs-reload-wake");
   const contract = fs
-    .readFileSync(path.join(REPO_ROOT, "runtime", "uwsgi.ini"), "utf8")
+    .readFileSync(path.join(frozen, "uwsgi.ini"), "utf8")
     .replace(/^fs-reload = /m, "touch-reload = ");
   if (!/^touch-reload = /m.test(contract))
-    throw new Error("runtime/uwsgi.ini has no fs-reload line");
+    throw new Error(`${frozen}/uwsgi.ini has no fs-reload line`);
   const file = path.join(opts.dir, "classic-uwsgi.ini");
   fs.writeFileSync(file, contract, { mode: 0o644 });
   const docker = await ensureDocker();
@@ -151,7 +157,12 @@ export async function startClassicContainer(opts: {
     Labels: { [OWNER_LABEL]: String(process.pid) },
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     HostConfig: {
-      Binds: [`${opts.root}:/srv/app:ro`, `${file}:/etc/touchdeploy/uwsgi.ini:ro`],
+      Binds: [
+        `${opts.root}:/srv/app:ro`,
+        `${file}:/etc/touchdeploy/uwsgi.ini:ro`,
+        `${frozen}/supervisord.conf:/etc/touchdeploy/supervisord.conf:ro`,
+        `${frozen}/start-uwsgi:/usr/local/bin/touchdeploy-start-uwsgi:ro`,
+      ],
       PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
     },
   });
@@ -164,7 +175,7 @@ export async function startClassicContainer(opts: {
     healthUrl: `${baseUrl}/healthz`,
     countReloads: async () =>
       demuxLogs(await container.logs({ stdout: true, stderr: true, follow: false })).split(
-        RELOAD_LOG_LINE,
+        UWSGI_RELOAD_LOG_LINE,
       ).length - 1,
     remove: () => container.remove({ force: true }).then(() => undefined),
   };

@@ -150,13 +150,15 @@ describe("the release command", hostGate(), () => {
     const r = await fx.deploy(sha, [
       "--release-command",
       `echo $$ > ${pidFile}; sleep 30`,
+      // 3 s: starting the command through the fake docker and the runtime's tool (two Python
+      // starts) can take over 1 s while the suite runs three files at once.
       "--release-command-timeout",
-      "1",
+      "3",
     ]);
     assert.equal(r.code, EXIT.releaseCommand, describeRun(r));
     assert.match(
       errorLine(r),
-      /the release command failed \(timed out after 1s \(--release-command-timeout\)\) in container /,
+      /the release command failed \(timed out after 3s \(--release-command-timeout\)\) in container /,
     );
     const pid = Number(fs.readFileSync(pidFile, "utf8"));
     assert.equal(isAlive(pid), false, "the command still runs in the container");

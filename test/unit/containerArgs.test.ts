@@ -1,10 +1,15 @@
 // The container's arguments: a pure function, tested without mocks.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
+import { CONFIG_KEYS } from "../../components/config/schema";
 import { containerArgs, containerHealthcheck } from "../../components/containerArgs";
 import type { ReleaseConfig } from "../../components/config/release";
 import { releaseConfig } from "../support/releaseConfig";
+
+const ROOT = path.join(__dirname, "..", "..");
 
 const sha256sum = (s: string) => execFileSync("sha256sum", { input: s }).toString().split(" ")[0];
 
@@ -45,6 +50,7 @@ describe("containerArgs", () => {
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=app",
         `TOUCHDEPLOY_FINGERPRINT=${"f".repeat(64)}`,
+        "TOUCHDEPLOY_HEALTH_PATH=/healthz",
         "TOUCHDEPLOY_RELOAD_FILE=.reload",
       ],
       volumes: [{ hostPath: "/srv/touchdeploy/shop", containerPath: "/srv/app", readOnly: true }],
@@ -80,6 +86,28 @@ describe("containerArgs", () => {
         (l) => l.label === "touchdeploy.healthcheck",
       )?.value;
     assert.notEqual(label(b), label(a));
+  });
+
+  it("GIVEN a health path THEN the runtime gets exactly that path as TOUCHDEPLOY_HEALTH_PATH: its generations manager checks a new generation where the host script's health check polls (issue 12)", () => {
+    const envs = (path: string) =>
+      containerArgs({ ...spec, release: { ...spec.release, health: { path } } }).envs as string[];
+    assert.deepEqual(
+      envs("/up?probe=1").filter((e) => e.startsWith("TOUCHDEPLOY_HEALTH_PATH=")),
+      ["TOUCHDEPLOY_HEALTH_PATH=/up?probe=1"],
+    );
+    // The image's default is the config's default (a container made without the variable).
+    assert.match(
+      fs.readFileSync(path.join(ROOT, "runtime", "Dockerfile"), "utf8"),
+      new RegExp(
+        `^\\s+TOUCHDEPLOY_HEALTH_PATH=${String(CONFIG_KEYS.healthPath.default)} \\\\$`,
+        "m",
+      ),
+    );
+    // And the manager reads that variable for the path it probes.
+    assert.match(
+      fs.readFileSync(path.join(ROOT, "runtime", "touchdeploy_generations.py"), "utf8"),
+      /^HEALTH_PATH = os\.environ\.get\("TOUCHDEPLOY_HEALTH_PATH", ""\) or "\/healthz"$/m,
+    );
   });
 
   it("GIVEN other host options (health timeout, keep, stop timeout) THEN nothing of the container changes", () => {

@@ -68,12 +68,13 @@ describe("the runtime image holds the contract's values", () => {
     assert.match(dockerfile, new RegExp(`useradd --system --uid ${CONTAINER_UID} --gid app`));
   });
 
-  it("uWSGI sends the contract's headers and listens on the contract's port", () => {
+  it("uWSGI sends the contract's headers and the manager listens on the contract's port", () => {
     const ini = read("runtime/uwsgi.ini");
+    // Each generation's own release (the one the manager resolved `current` to), not `current`.
     assert.match(
       ini,
       new RegExp(
-        `^add-header = ${HEADERS.revision}: @\\(\\$\\(${ENV.root}\\)/current/REVISION\\)$`,
+        `^add-header = ${HEADERS.revision}: @\\(\\$\\(TOUCHDEPLOY_RELEASE\\)/REVISION\\)$`,
         "m",
       ),
     );
@@ -81,7 +82,14 @@ describe("the runtime image holds the contract's values", () => {
       ini,
       new RegExp(`^add-header = ${HEADERS.fingerprint}: \\$\\(${ENV.fingerprint}\\)$`, "m"),
     );
-    assert.match(ini, new RegExp(`^http-socket = :\\$\\(${ENV.port}\\)$`, "m"));
+    const manager = read("runtime/touchdeploy_generations.py");
+    assert.match(
+      manager,
+      new RegExp(`^PORT = int\\(os\\.environ\\.get\\("${ENV.port}", "8000"\\)\\)$`, "m"),
+    );
+    assert.match(manager, /^ROOT = os\.environ\.get\("TOUCHDEPLOY_ROOT", "\/srv\/app"\)$/m);
+    // Every generation accepts on the socket the manager holds.
+    assert.match(manager, /argv \+= \["--http-socket", f"fd:\/\/\{listener\.fileno\(\)\}"\]/);
   });
 });
 

@@ -207,6 +207,7 @@ describe("the dev stack (one local host)", () => {
       envs: [
         "TOUCHDEPLOY_APP_SUBDIR=examples/hello-wsgi",
         `TOUCHDEPLOY_FINGERPRINT=${expectedFingerprint(repo.c1)}`,
+        "TOUCHDEPLOY_HEALTH_PATH=/healthz",
         "TOUCHDEPLOY_RELOAD_FILE=.reload",
       ],
       volumes: [

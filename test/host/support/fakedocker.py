@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for the `docker` CLI, for the host script's bash-only tests (python3 stdlib only).
 
-The host script talks to the app's container in exactly three ways, and this emulates them on
+The host script talks to the app's container in exactly four ways, and this emulates them on
 the host, for one container whose description is in `$FAKE_DOCKER_STATE/container.json`
 ({name, root, subdir, user, running, env}):
 
@@ -15,6 +15,9 @@ the host, for one container whose description is in `$FAKE_DOCKER_STATE/containe
   container's (`env` of container.json plus the image's TOUCHDEPLOY_* variables), not the
   caller's. So the release command really runs with the config version's env and secrets
   applied by the image's code, in the new release, and `--stop` really signals its group;
+- `docker exec NAME touchdeploy-generations status ...` runs the REAL runtime command
+  (runtime/touchdeploy_generations.py) the same way: it reads `$FAKE_DOCKER_STATE/run`, where the
+  stand-in server in `--mode generations` records its starts;
 - `docker exec NAME touchdeploy-processes sync --stop-timeout S --deadline D` is emulated (the
   real one drives supervisord over XML-RPC, which a bash-only suite does not have): every
   process it started before is stopped (SIGTERM to its process group, SIGKILL after S, with
@@ -43,6 +46,7 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = os.path.normpath(os.path.join(HERE, "..", "..", "..", "runtime"))
 TOOL = os.path.join(RUNTIME, "touchdeploy_tool.py")
+GENERATIONS = os.path.join(RUNTIME, "touchdeploy_generations.py")
 STATE = os.environ["FAKE_DOCKER_STATE"]
 STARTSECS = float(os.environ.get("FAKE_STARTSECS", "0.5"))
 
@@ -116,6 +120,12 @@ def exec_(args, c):
         os.execve(sys.executable, argv, env)
     if tool == "touchdeploy-processes":
         return processes(command[1:], c, env)
+    if tool == "touchdeploy-generations":
+        # The real command (its status answer reads the run dir's status file, which the
+        # stand-in writes with the same module in --mode generations).
+        argv = [sys.executable, "-I", GENERATIONS, *[translate(a, c) for a in command[1:]]]
+        os.chdir(cwd)
+        os.execve(sys.executable, argv, env)
     fail(f"fakedocker: unsupported command {tool}", 126)
 
 

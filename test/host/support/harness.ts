@@ -229,6 +229,13 @@ export interface ConfigAnswer extends Answer {
   config: string | undefined;
 }
 
+/**
+ * How the stand-in serves a touch: `fs` and `touch` reload in place (the previous contract's
+ * uWSGI: requests wait, a broken release answers 500); `generations` starts the new release
+ * beside the old one, as runtime/touchdeploy_generations.py does (a broken one never serves).
+ */
+export type StandinMode = "fs" | "touch" | "generations";
+
 /** The stand-in server (standin.py); see its docstring. */
 export class Standin {
   readonly state: string;
@@ -246,10 +253,12 @@ export class Standin {
     dir: string;
     root: string;
     subdir?: string;
-    mode?: "fs" | "touch";
+    mode?: StandinMode;
     fingerprint?: string;
     reloadFile?: string;
     down?: boolean;
+    /** --mode generations: the runtime's run dir, where it records its starts (the fake docker's). */
+    runDir?: string;
   }): Promise<Standin> {
     const state = fs.mkdtempSync(path.join(opts.dir, "standin-"));
     const args = [
@@ -267,6 +276,7 @@ export class Standin {
       "--fingerprint",
       opts.fingerprint ?? "",
       ...(opts.down ? ["--down"] : []),
+      ...(opts.runDir ? ["--run-dir", opts.runDir] : []),
     ];
     const child = spawn("python3", args, { stdio: ["ignore", "ignore", "inherit"] });
     const port = await waitFor(
@@ -466,7 +476,7 @@ export interface Fixture {
 export interface FixtureOptions {
   /** Start a stand-in (default true). */
   standin?: boolean;
-  mode?: "fs" | "touch";
+  mode?: StandinMode;
   fingerprint?: string;
   /** Health timeout passed to every deploy (default 3 s: the suite must be fast). */
   healthTimeout?: number;
@@ -484,6 +494,7 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
     const repo = await HostRepo.create(path.join(dir, "repo"));
     const setup = await runScript(["setup", "--root", root]);
     if (setup.code !== 0) throw new Error(`setup failed: ${setup.stderr}`);
+    const docker = opts.docker ? fakeDocker(dir, root) : undefined;
     if (opts.standin ?? true) {
       standin = await Standin.start({
         dir,
@@ -491,10 +502,10 @@ export async function setupFixture(label: string, opts: FixtureOptions = {}): Pr
         subdir: APP,
         mode: opts.mode,
         fingerprint: opts.fingerprint,
+        runDir: docker && path.join(docker.state, "run"),
       });
     }
     const server = standin;
-    const docker = opts.docker ? fakeDocker(dir, root) : undefined;
     // --subdir, --health-url, --container, and --health-timeout unless `extra` has its own.
     const health = (extra: readonly string[] = []): string[] => [
       "--subdir",
@@ -625,6 +636,8 @@ export interface DockerEvent {
 export interface FakeDocker {
   /** The container's name (--container). */
   name: string;
+  /** Its state directory ($FAKE_DOCKER_STATE; `run` in it is the container's /tmp/touchdeploy). */
+  state: string;
   /** Environment that puts the fake first on PATH. */
   env: NodeJS.ProcessEnv;
   /** The container's user as it reports it (the deploy user's uid:gid, 10001 for root). */
@@ -692,6 +705,7 @@ export function fakeDocker(
   };
   return {
     name: container.name,
+    state,
     user,
     env: {
       PATH: `${bin}:${process.env.PATH ?? ""}`,

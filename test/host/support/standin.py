@@ -18,6 +18,17 @@ It serves an app root the way the runtime image does, as far as the host script 
   (`env KEY ...`, never a value); an env that sets STANDIN_STATUS makes it answer that status
   (an app that fails with a bad setting);
 
+With `--mode generations` it emulates the generations manager (runtime/touchdeploy_generations.py)
+instead of a reload: a touch starts a "generation" on the release and config version the links
+point to then (nothing when it already serves exactly those), which takes `start_ms` while the
+previous one keeps serving, and takes over only if it starts: a release with BROKEN (an import
+error) never serves; the old one keeps answering. With `retire_ms`, the old one is still
+stopping for that long after the new one answers (the runtime's state `ready`), then the new one
+alone serves (`serving`). Each start is recorded in the status file of
+`--run-dir` with the runtime's own code (touchdeploy_generations.record), so that
+`touchdeploy-generations status` (run by the fake docker, test/host/support/fakedocker.py)
+answers what the real one would.
+
 It also makes uWSGI's startup race visible: a touch within `guard_ms` after workers were spawned
 (a start or a reload) is logged as a VIOLATION and, like the real thing, stalls the reload for
 `stall_ms`.
@@ -44,6 +55,7 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "runtime"))
 import touchdeploy_env  # noqa: E402  the image's own reader of the config
+import touchdeploy_generations  # noqa: E402  the image's own status file
 
 
 class Standin:
@@ -61,8 +73,16 @@ class Standin:
             "reload_ms": 20,
             "guard_ms": 0,
             "stall_ms": 3000,
+            "start_ms": 20,
+            "retire_ms": 0,
             "fingerprint": args.fingerprint,
         }
+        self.run_dir = args.run_dir
+        self.generation = 0
+        self.serving = None
+        # (status entry, monotonic deadline): a new generation that serves beside the retiring
+        # old one until then ("ready"), then alone ("serving").
+        self.retiring = None
         self.control_stamp = None
         self.lock = threading.Condition()
         self.reloading = False
@@ -103,6 +123,59 @@ class Standin:
         status = env.get(b"STANDIN_STATUS")
         self.env_status = int(status) if status else None
         self.log("env", " ".join(sorted(k.decode() for k in env)))
+
+    def target(self):
+        """(release, config dir) the links point to now (what a generation would start on)."""
+        config = os.path.join(self.root, "config")
+        return (
+            os.path.realpath(os.path.join(self.root, "current")),
+            os.path.realpath(config) if os.path.isdir(config) else "",
+        )
+
+    def start_generation(self):
+        """What the generations manager does on a touch (see the docstring)."""
+        target = self.target()
+        if self.serving == target:
+            self.log("nothing-to-start", os.path.basename(target[0]))
+            return
+        trigger = int(os.stat(self.trigger).st_mtime)
+        with open(os.path.join(target[0], "REVISION")) as f:
+            revision = f.read().strip()
+        config = touchdeploy_env.read_version(target[1]) if target[1] else ""
+        self.generation += 1
+        entry = {"generation": self.generation, "revision": revision, "config": config, "trigger": trigger}
+        touchdeploy_generations.record({**entry, "state": "starting"}, self.run_dir)
+        self.log("generation-start", f"{self.generation} {revision}")
+        time.sleep(self.control["start_ms"] / 1000)
+        app_dir = os.path.join(target[0], self.subdir)
+        if os.path.exists(os.path.join(app_dir, "BROKEN")):
+            reason = (
+                "it exited with status 22 before it answered: "
+                "ModuleNotFoundError: No module named 'broken_on_purpose'"
+            )
+            touchdeploy_generations.record({**entry, "state": "failed", "reason": reason}, self.run_dir)
+            self.log("generation-failed", f"{self.generation} {revision}")
+            return
+        before = self.serving
+        with self.lock:
+            self.read_release()
+            self.spawned()
+            self.serving = target
+            self.log("reload", self.revision)
+        if self.control["retire_ms"] and before is not None:
+            touchdeploy_generations.record({**entry, "state": "ready"}, self.run_dir)
+            self.retiring = (entry, time.monotonic() + self.control["retire_ms"] / 1000)
+        else:
+            touchdeploy_generations.record({**entry, "state": "serving"}, self.run_dir)
+
+    def retired(self):
+        """The old generation has stopped: the new one alone serves."""
+        if self.retiring is None or time.monotonic() < self.retiring[1]:
+            return
+        entry = self.retiring[0]
+        self.retiring = None
+        touchdeploy_generations.record({**entry, "state": "serving"}, self.run_dir)
+        self.log("generation-alone", f"{entry['generation']} {entry['revision']}")
 
     def trigger_stamp(self):
         try:
@@ -173,6 +246,7 @@ class Standin:
 
     def start(self):
         self.read_release()
+        self.serving = self.target()
         self.spawned()
         # Logged before it listens: whoever gets an answer finds the start in the log.
         self.log("start", f"{self.revision} port {self.port}")
@@ -218,6 +292,7 @@ class Standin:
 
     def step(self):
         self.apply_control()
+        self.retired()
         now = time.monotonic()
         if self.listening is None:
             if self.control["up"] and self.release_ready():
@@ -238,6 +313,10 @@ class Standin:
             self.stalled_until = now + self.control["stall_ms"] / 1000
             return
         self.stalled_until = 0
+        if self.mode == "generations":
+            self.baseline = stamp
+            self.start_generation()
+            return
         self.reload()
 
 
@@ -246,7 +325,8 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--subdir", default="")
     parser.add_argument("--reload-file", default=".reload")
-    parser.add_argument("--mode", choices=["fs", "touch"], default="fs")
+    parser.add_argument("--mode", choices=["fs", "touch", "generations"], default="fs")
+    parser.add_argument("--run-dir", default="", help="generations: the runtime's run dir (status file)")
     parser.add_argument("--fingerprint", default="")
     parser.add_argument("--state", required=True)
     parser.add_argument("--down", action="store_true", help="start not listening (up: false)")
