@@ -186,6 +186,36 @@ describe("the host script holds the contract's values", () => {
     }
   });
 
+  it("host/README.md's options table has every option of the script's OPTIONS table, with its default", () => {
+    const rows = [
+      ...(/^OPTIONS=\(\n([\s\S]*?)^\)/m.exec(script)?.[1] ?? "").matchAll(
+        /^\s*'([a-z-]+) *\|[^|]+\| *([^ |]*) *\|/gm,
+      ),
+    ].map((m) => ({ name: m[1], default: m[2] }));
+    assert.ok(rows.length >= 20, String(rows.length));
+    const readme = read("host/README.md");
+    const documented = new Map<string, string>();
+    for (const line of readme.split("\n").filter((l) => l.startsWith("| `--"))) {
+      const [names, defaults] = line.split("|").slice(1, 3);
+      for (const m of names.matchAll(/`--([a-z-]+)`/g)) documented.set(m[1], defaults.trim());
+    }
+    for (const row of rows) {
+      const cell = documented.get(row.name);
+      assert.ok(cell !== undefined, `host/README.md documents no --${row.name}`);
+      if (row.default) {
+        assert.match(
+          cell,
+          new RegExp(`(^|[\\s\`])${row.default.replace(".", "\\.")}([\\s\`]|$)`),
+          row.name,
+        );
+      }
+    }
+    assert.deepEqual(
+      [...documented.keys()].filter((name) => !rows.some((r) => r.name === name)),
+      [],
+    );
+  });
+
   it("reserved root names: exactly the contract's (the script's RESERVED table)", () => {
     const array = /^RESERVED=\(([\s\S]*?)\)$/m.exec(script)?.[1] ?? "";
     const names = array
