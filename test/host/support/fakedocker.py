@@ -44,7 +44,12 @@ import time
 sys.dont_write_bytecode = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNTIME = os.path.normpath(os.path.join(HERE, "..", "..", "..", "runtime"))
+# The image's tools: runtime/ in the repository, or the copy fakeDocker() makes next to this
+# file's copy (a deploy user other than the test's must be able to read them, wherever the
+# checkout lives).
+RUNTIME = os.environ.get("FAKE_DOCKER_RUNTIME") or os.path.normpath(
+    os.path.join(HERE, "..", "..", "..", "runtime")
+)
 TOOL = os.path.join(RUNTIME, "touchdeploy_tool.py")
 GENERATIONS = os.path.join(RUNTIME, "touchdeploy_generations.py")
 STATE = os.environ["FAKE_DOCKER_STATE"]

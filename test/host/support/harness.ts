@@ -674,9 +674,15 @@ export function fakeDocker(
   const state = fs.mkdtempSync(path.join(dir, "fakedocker-"));
   const bin = path.join(state, "bin");
   fs.mkdirSync(bin);
+  // Copies in the test's own directory: a test that runs the script as another user makes
+  // that directory readable to it, while the checkout may not be (a 0700 parent).
+  fs.copyFileSync(path.join(__dirname, "fakedocker.py"), path.join(state, "fakedocker.py"));
+  fs.cpSync(path.join(__dirname, "..", "..", "..", "runtime"), path.join(state, "runtime"), {
+    recursive: true,
+  });
   fs.writeFileSync(
     path.join(bin, "docker"),
-    `#!/bin/sh\nexec python3 ${JSON.stringify(path.join(__dirname, "fakedocker.py"))} "$@"\n`,
+    `#!/bin/sh\nexec python3 ${JSON.stringify(path.join(state, "fakedocker.py"))} "$@"\n`,
     { mode: 0o755 },
   );
   const uid = process.getuid?.() ?? 0;
@@ -710,6 +716,7 @@ export function fakeDocker(
     env: {
       PATH: `${bin}:${process.env.PATH ?? ""}`,
       FAKE_DOCKER_STATE: state,
+      FAKE_DOCKER_RUNTIME: path.join(state, "runtime"),
       FAKE_STARTSECS: String(opts.startsecs ?? 0.5),
     },
     set: (change) => {
