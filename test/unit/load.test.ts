@@ -85,7 +85,9 @@ describe("runLoad (test/harness/load.ts)", () => {
     // Request i is not sent before start + i / rate: at most 200 start within 1 s.
     assert.ok(result.requests <= 200, `${result.requests} requests, more than 200 in 1 s`);
     // A bound, not an expectation (about 150-200 on an idle machine): the rate is not starved.
-    assert.ok(result.requests >= 100, `${result.requests} requests, fewer than 100 in 1 s`);
+    // Loose: a test process that gets little CPU (a niced mutation run on a busy machine) once
+    // fell under 100.
+    assert.ok(result.requests >= 50, `${result.requests} requests, fewer than 50 in 1 s`);
     // A client's slots are >= 20 ms apart and it sends no earlier than its slot, and only its
     // first send in a window can be a late one: at most 1 + 5 sends per client in any 100 ms.
     // Catching up on the stall's missed slots would send ~50 at once.
