@@ -455,6 +455,29 @@ describe("the app's env and secrets (--payload stdin)", hostGate(), () => {
     assert.deepEqual([fx.state().current, fx.state().config], [before.current, deployed.config]);
   });
 
+  it("a rotated secret leaves the host once nothing links to it: two rotations later the first value is in no file under the root", async () => {
+    const sha = fx.state().current!;
+    const values = [1, 2, 3].map((i) => `r0tated-${i}-${Date.now()}`);
+    for (const value of values) {
+      const r = await fx.deploy(sha, ["--payload", "stdin"], {
+        payload: encodePayload([{ secret: "API_TOKEN", value }]),
+      });
+      assert.equal(r.code, EXIT.ok, describeRun(r));
+    }
+    const state = fx.state();
+    assert.deepEqual([...state.configs].sort(), [state.config, state.previousConfig].sort());
+    const holding = (value: string) =>
+      spawnSync("grep", ["-rlF", value, fx.root], { encoding: "utf8" })
+        .stdout.split("\n")
+        .filter(Boolean)
+        .map((file) => path.relative(fx.root, file));
+    assert.deepEqual(values.map(holding), [
+      [],
+      [`configs/${state.previousConfig}/secrets`],
+      [`configs/${state.config}/secrets`],
+    ]);
+  });
+
   it("the image's env loader replaces the previous load: a dropped key is gone, an overridden container variable comes back", () => {
     // What uWSGI's master does across a reload: it keeps its environment when it re-execs,
     // then imports touchdeploy_env again, which applies the live version.

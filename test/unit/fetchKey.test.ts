@@ -55,4 +55,44 @@ describe("the fetch key command", () => {
     assert.deepEqual(fs.readdirSync(`${root}/.ssh`), []);
     assert.equal(sh(removeFetchKeyCommand(root), "").status, 0, "idempotent");
   });
+
+  // Who can read the key on a host (README "Security"): the container runs as the deploy user's
+  // uid, 10001 for a root deploy user (test/unit/containerUser.test.ts). Real uids need root.
+  const asRoot = process.getuid?.() === 0 ? {} : { skip: "needs root to run as other uids" };
+  /** Runs `sh -c command` as uid:gid (no supplementary groups), as the container's user would. */
+  const shAs = (uid: number, command: string, stdin = "") =>
+    spawnSync(
+      "setpriv",
+      ["--reuid", String(uid), "--regid", String(uid), "--clear-groups", "/bin/sh", "-c", command],
+      { input: stdin, encoding: "utf8" },
+    );
+
+  it(
+    "GIVEN a root deploy user THEN the container's user (10001) cannot read the key, though it reads the root's other files",
+    asRoot,
+    () => {
+      fs.chmodSync(root, 0o755);
+      fs.writeFileSync(`${root}/public`, "anyone\n", { mode: 0o644 });
+      assert.equal(sh(installFetchKeyCommand(root, KNOWN), KEY).status, 0);
+      assert.equal(shAs(10001, `cat ${root}/public`).stdout, "anyone\n", "the root is traversable");
+      const r = shAs(10001, `cat ${root}/.ssh/deploy_key`);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /Permission denied/);
+    },
+  );
+
+  it(
+    "GIVEN a non-root deploy user THEN the container's user is that uid and CAN read the key (a known limit: keep the key outside the root)",
+    asRoot,
+    () => {
+      const deployUid = 1501;
+      fs.chmodSync(root, 0o755);
+      fs.chownSync(root, deployUid, deployUid);
+      const install = shAs(deployUid, installFetchKeyCommand(root, KNOWN), KEY);
+      assert.equal(install.status, 0, install.stderr);
+      assert.equal(fs.statSync(`${root}/.ssh/deploy_key`).uid, deployUid);
+      assert.equal(shAs(deployUid, `cat ${root}/.ssh/deploy_key`).stdout, KEY);
+      assert.notEqual(shAs(10001, `cat ${root}/.ssh/deploy_key`).status, 0, "other uids cannot");
+    },
+  );
 });

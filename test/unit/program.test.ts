@@ -877,6 +877,24 @@ describe("a private GitHub repository: a read-only deploy key managed as code", 
     );
   });
 
+  it("THEN the generated key's private halves are secret outputs: the engine encrypts them in the state", async () => {
+    const run = await runProgram({
+      config: privateConfig(),
+      secretKeys: SSH_SECRETS,
+      invoke,
+      computed,
+    });
+    // Set by the @pulumi/tls SDK itself (privateKey.js, `additionalSecretOutputs`), not by us:
+    // this pins the SDK version's behaviour the README's "Security" section relies on.
+    assert.deepEqual(
+      [
+        ...run.get("tls:index/privateKey:PrivateKey", "shop-github-key").options
+          .additionalSecretOutputs,
+      ].sort(),
+      ["privateKeyOpenssh", "privateKeyPem", "privateKeyPemPkcs8"],
+    );
+  });
+
   it("THEN each host installs the private half from stdin (a secret, no logs) before fetching over SSH with pinned host keys", async () => {
     const run = await runProgram({
       config: privateConfig(),

@@ -26,6 +26,7 @@ import {
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOhMwkhduvpYBsb1FQUL5gKNM9Iiy376AI435kGEPwua";
 const DJANGO_SECRET = "tdtest-state-secret-5c1d9e";
+const PLAIN_ENV = "tdtest-plain-env-3b07f2";
 const SSH_MATERIAL = "tdtest-ssh-material-77aa01";
 const PRIVATE_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\n${SSH_MATERIAL}\n-----END OPENSSH PRIVATE KEY-----`;
 
@@ -54,6 +55,7 @@ describe("secrets in the state: only in command inputs that are secret as a whol
         hosts: [{ name: "web1", ssh: "deploy@10.0.0.11", hostKey: `ssh-ed25519 ${KEY}` }],
         sshPrivateKey: PRIVATE_KEY,
         secretEnv: { DJANGO_SECRET_KEY: DJANGO_SECRET },
+        env: { DJANGO_LOG_LEVEL: PLAIN_ENV },
       },
       secretKeys: ["sshPrivateKey", "secretEnv"],
     });
@@ -73,5 +75,47 @@ describe("secrets in the state: only in command inputs that are secret as a whol
   it("THEN neither value is anywhere in plaintext: no other input, no stack output", () => {
     assert.deepEqual(plaintextOccurrences(run, DJANGO_SECRET), []);
     assert.deepEqual(plaintextOccurrences(run, SSH_MATERIAL), []);
+  });
+
+  // What someone holding the state (but not its secrets provider's key) reads, for the README's
+  // "Security" section: the occurrences in plaintext, exactly.
+  it("THEN in plaintext: the host's address and ssh user, the root, the commit, the repository URL and the host script's text; the env travels with the secret, encrypted", () => {
+    assert.deepEqual(plaintextOccurrences(run, "10.0.0.11"), [
+      "web1-docker inputs.host",
+      "stack outputs.hosts.web1.url",
+    ]);
+    assert.deepEqual(plaintextOccurrences(run, "deploy@"), ["web1-docker inputs.host"]);
+    assert.deepEqual(plaintextOccurrences(run, SHA), [
+      "web1-fetch inputs.create",
+      "web1-fetch inputs.triggers.0",
+      "web1-release inputs.create",
+      "web1-release inputs.triggers.0",
+      "stack outputs.commit",
+      "stack outputs.hosts.web1.commit",
+    ]);
+    const holding = (needle: string) => [
+      ...new Set(plaintextOccurrences(run, needle).map((where) => where.split(" ")[0])),
+    ];
+    assert.deepEqual(holding("/srv/touchdeploy/shop"), [
+      "web1-setup",
+      "web1-fetch",
+      "web1-container",
+      "web1-release",
+    ]);
+    assert.deepEqual(plaintextOccurrences(run, "example.test/shop.git"), [
+      "web1-fetch inputs.create",
+    ]);
+    assert.deepEqual(plaintextOccurrences(run, 'main "$@"'), [
+      "web1-setup inputs.stdin",
+      "web1-fetch inputs.stdin",
+    ]);
+    // With a secretEnv, the plain env and the secrets' names are inside the secret stdin only.
+    assert.deepEqual(plaintextOccurrences(run, PLAIN_ENV), []);
+    assert.deepEqual(plaintextOccurrences(run, "DJANGO_SECRET_KEY"), []);
+    assert.deepEqual(
+      plaintextOccurrences(run, KEY),
+      [],
+      "the host key is in the secret connection",
+    );
   });
 });
