@@ -1298,7 +1298,9 @@ git_fetch() {
     ssh="ssh -o BatchMode=yes -o ConnectTimeout=$stall -o ServerAliveInterval=10 -o ServerAliveCountMax=2"
     if [[ -n $SSH_KEY ]]; then
         ssh+=" -i $(sh_quote "$SSH_KEY") -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes"
-        [[ -z $KNOWN_HOSTS ]] || ssh+=" -o UserKnownHostsFile=$(sh_quote "$KNOWN_HOSTS")"
+        # Pinned: only the given file counts, not the host's /etc/ssh/ssh_known_hosts too.
+        [[ -z $KNOWN_HOSTS ]] ||
+            ssh+=" -o UserKnownHostsFile=$(sh_quote "$KNOWN_HOSTS") -o GlobalKnownHostsFile=/dev/null"
     fi
     FETCHING=1
     { set +x; } 2>/dev/null # no credentials in a trace

@@ -141,3 +141,53 @@ describe("the git server's host key is pinned (--known-hosts)", gate(), () => {
     assert.ok(!fs.existsSync(path.join(fx.root, "releases", sha)), "nothing was fetched");
   });
 });
+
+// Without sshd: which known_hosts files the fetch's ssh is told to trust, read from its own
+// argument vector (an `ssh` first on PATH that records it and fails like an unreachable host).
+describe("the fetch's ssh trusts only the pinned file", hostGate(), () => {
+  it("GIVEN --known-hosts THEN ssh gets it as UserKnownHostsFile and no global file (the host's /etc/ssh/ssh_known_hosts does not count)", async () => {
+    const fx = await setupFixture("known-hosts-argv", { standin: false });
+    try {
+      const bin = path.join(fx.dir, "fake-ssh");
+      fs.mkdirSync(bin);
+      const argv = path.join(fx.dir, "ssh-argv");
+      fs.writeFileSync(
+        path.join(bin, "ssh"),
+        `#!/bin/sh\nprintf '%s\\n' "$@" > ${JSON.stringify(argv)}\nexit 255\n`,
+        { mode: 0o755 },
+      );
+      const key = path.join(fx.dir, "key");
+      fs.writeFileSync(key, "not a real key\n", { mode: 0o600 });
+      const pinned = path.join(fx.dir, "known_hosts");
+      fs.writeFileSync(pinned, "[127.0.0.1]:2222 ssh-ed25519 AAAA\n");
+      const sha = await fx.repo.head();
+      const r = await runScript(
+        fx.args(
+          "fetch",
+          "--repo",
+          `ssh://git@127.0.0.1:2222${fx.repo.origin}`,
+          "--commit",
+          sha,
+          "--ssh-key",
+          key,
+          "--known-hosts",
+          pinned,
+        ),
+        { extraEnv: { PATH: `${bin}:${process.env.PATH ?? ""}` } },
+      );
+      assert.equal(r.code, EXIT.missing, describeRun(r));
+      const args = fs.readFileSync(argv, "utf8").split("\n");
+      const options = args.flatMap((a, i) => (args[i - 1] === "-o" ? [a] : []));
+      assert.deepEqual(
+        options.filter((o) => /KnownHostsFile|StrictHostKeyChecking/.test(o)),
+        [
+          "StrictHostKeyChecking=yes",
+          `UserKnownHostsFile=${pinned}`,
+          "GlobalKnownHostsFile=/dev/null",
+        ],
+      );
+    } finally {
+      await fx.cleanup();
+    }
+  });
+});
