@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import type Docker from "dockerode";
 import { CONTAINER_PORT, sweepStaleContainers } from "../harness/app";
 import { demuxLogs, ensureDocker } from "../harness/docker";
+import { defaultHardeningHostConfig } from "../harness/hardening";
 import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "../harness/images";
 import { e2eGate } from "../harness/prerequisites";
 import { makeScratchDir, removeTree, waitFor } from "../harness/process";
@@ -187,6 +188,8 @@ describe("examples/django-app on the runtime image", e2eGate(["docker", "deboots
       Labels: { [OWNER_LABEL]: String(process.pid) },
       ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
       HostConfig: {
+        // Hardened as the program declares it (components/containerArgs.ts).
+        ...defaultHardeningHostConfig(),
         Binds: [`${root}:/srv/app:ro`, `${state}:/srv/state`],
         PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
       },
