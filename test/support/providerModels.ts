@@ -279,8 +279,21 @@ interface FieldRule {
   normalize?: (value: unknown) => unknown;
 }
 
+/** JSON with object keys sorted: `{hard, name, soft}` and `{name, soft, hard}` are one value. */
+const stableJson = (v: unknown): string =>
+  JSON.stringify(v, (_k, value: unknown) =>
+    value && typeof value === "object" && !Array.isArray(value)
+      ? Object.fromEntries(
+          Object.keys(value)
+            .sort()
+            .map((k) => [k, (value as Record<string, unknown>)[k]]),
+        )
+      : value,
+  );
+
+/** A TypeSet: element order does not matter, nor the order of an element's fields. */
 const bySortedJson = (v: unknown) =>
-  Array.isArray(v) ? (v as unknown[]).map((e) => JSON.stringify(e)).sort() : v;
+  Array.isArray(v) ? (v as unknown[]).map(stableJson).sort() : v;
 
 /**
  * The `docker_container` fields touchdeploy declares (internal/provider/

@@ -279,3 +279,16 @@ describe("the hardening, as the Docker provider creates and reads it (terraform-
     assert.deepEqual(containerDiff(state, lower, []).replaceKeys, ["capabilities"]);
   });
 });
+
+describe("the container model's sets", () => {
+  it("GIVEN ulimits whose fields come in another order (as the state holds them) THEN no diff", () => {
+    const declared = { ulimits: [{ name: "nproc", soft: 1024, hard: 1024 }] };
+    const state: ModelState = {
+      type: "docker:index/container:Container",
+      name: "c",
+      inputs: declared,
+      outputs: { ulimits: [{ hard: 1024, name: "nproc", soft: 1024 }] },
+    };
+    assert.deepEqual(containerDiff(state, declared, []).changedKeys, []);
+  });
+});
