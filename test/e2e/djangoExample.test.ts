@@ -343,7 +343,17 @@ describe("examples/django-app on the runtime image", e2eGate(["docker", "deboots
     );
     t.diagnostic(`reload: touch -> first 200 from the next release: ${Date.now() - touched} ms`);
 
-    const page = await request(`${baseUrl}/`);
+    // The runtime retires the previous generation only once the new one answered (the host
+    // script's health check waits for "retired", runtime/touchdeploy_generations.py): until
+    // then a request may still reach one of its workers (seen here under the 1-CPU limit).
+    const page = await waitFor(
+      `/ to be served by ${next.slice(0, 12)} alone`,
+      async () => {
+        const a = await request(`${baseUrl}/`);
+        return a.body.includes(`revision <code>${next.slice(0, 12)}</code>`) ? a : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
     assert.match(page.body, new RegExp(`revision <code>${next.slice(0, 12)}</code>`));
     assert.match(page.body, /1 of 1 jobs done/);
 
