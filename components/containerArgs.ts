@@ -14,11 +14,13 @@
  *   resource limits: a changed healthcheck would show `~update` and never reach the container.
  *   So a hash of the healthcheck is a label (labels are ForceNew): changing it replaces the
  *   container and the new healthcheck applies.
+ * - the hardening ({@link containerHardening}) is declared in the form Read takes back, so a
+ *   code-only `up` finds nothing to change; its rules are cited there.
  */
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
-import type { ReleaseConfig } from "./config";
+import type { ContainerLimits, ReleaseConfig } from "./config";
 import {
   CONTAINER_APP_ROOT,
   CONTAINER_PORT,
@@ -27,11 +29,66 @@ import {
   STATE_DIR,
 } from "./contract";
 
+/**
+ * The only writable places of the container besides the state directories: `/tmp`, where
+ * supervisord (pid file, socket, child logs), the generations manager and touchdeploy_tool.py
+ * (`TOUCHDEPLOY_RUN_DIR` /tmp/touchdeploy: status, sockets, FIFOs, processes.conf) and every
+ * program (HOME=/tmp) write. Found by running the image with a read-only root: nothing else is
+ * written (test/e2e/hardening.test.ts keeps it so). noexec: nothing runs from it. Its pages count
+ * against the memory limit.
+ */
+export const CONTAINER_TMPFS: Readonly<Record<string, string>> = {
+  "/tmp": "rw,noexec,nosuid,nodev,size=64m",
+};
+
+/**
+ * RLIMIT_NPROC of the container's processes: the provider at v4.5.0 has no `pids_limit` (no such
+ * field in resource_docker_container.go's schema), so the container's process count is bounded
+ * with the `nproc` ulimit instead. The kernel counts it per uid (every process of the
+ * container's uid on the host, threads included), which is the deploy user's.
+ */
+export const CONTAINER_NPROC = 1024;
+
+/**
+ * The container's hardening, as docker.Container arguments: a read-only root filesystem with a
+ * tmpfs for /tmp, no capabilities, no-new-privileges, a process limit, and the memory and CPU
+ * limits of the config. What the Docker provider (terraform-provider-docker v4.5.0,
+ * internal/provider/resource_docker_container.go schema; resource_docker_container_funcs.go
+ * `resourceDockerContainerRead`, `resourceDockerContainerUpdate`) does with each:
+ * - `read_only`, `capabilities`, `security_opts`, `ulimit`, `cpus`: ForceNew. Read takes back
+ *   HostConfig.ReadonlyRootfs, CapAdd/CapDrop as the daemon stored them ("ALL" stays "ALL"),
+ *   SecurityOpt as given ("no-new-privileges"), Ulimits (only when declared), and `cpus` in its
+ *   own spelling (components/containerLimits.ts): each declared here as read back.
+ * - `memory`, `memory_swap`: updated in place, Read takes them back in MB (swap as is when <= 0).
+ *   Both are declared, swap equal to memory: left out, the daemon makes swap twice the memory
+ *   and Read would put that in the state, a diff on every `up`. "off" is 0 for both (Read: 0).
+ * - `tmpfs`: neither ForceNew nor applied by Update; Read takes the map back as given.
+ * A change of tmpfs or of a memory limit would be an update that does not (fully) reach the
+ * running container (Update's ContainerUpdate leaves a 0 unchanged, so "off" would never apply),
+ * so a hash of the whole hardening is a label ({@link HARDENING_LABEL}, ForceNew): any change of
+ * it replaces the container.
+ */
+export function containerHardening(limits: ContainerLimits) {
+  return {
+    readOnly: true,
+    tmpfs: { ...CONTAINER_TMPFS },
+    capabilities: { drops: ["ALL"] },
+    securityOpts: ["no-new-privileges"],
+    ulimits: [{ name: "nproc", soft: CONTAINER_NPROC, hard: CONTAINER_NPROC }],
+    memory: limits.memoryMb ?? 0,
+    memorySwap: limits.memoryMb ?? 0,
+    ...(limits.cpus === undefined ? {} : { cpus: limits.cpus }),
+  };
+}
+
+/** The label whose value changes, and so replaces the container, when its hardening does. */
+export const HARDENING_LABEL = "touchdeploy.hardening";
+
 export interface ContainerSpec {
   appName: string;
   hostName: string;
   host: { root: string; port: number; bindAddress: string };
-  release: Pick<ReleaseConfig, "appDir" | "reloadFile" | "health" | "stateDirs">;
+  release: Pick<ReleaseConfig, "appDir" | "reloadFile" | "health" | "stateDirs" | "limits">;
   /** The image id (not its name: the state holds the id, pulumi-docker#325). */
   image: pulumi.Input<string>;
   /** The dependency fingerprint the image is built for, or `unmanaged`. */
@@ -102,6 +159,7 @@ export function containerVolumes(root: string, stateDirs: readonly string[]) {
 export function containerArgs(spec: ContainerSpec): docker.ContainerArgs {
   const { host, release } = spec;
   const healthcheck = containerHealthcheck(release.health.path);
+  const hardening = containerHardening(release.limits);
   const envs =
     typeof spec.fingerprint === "string"
       ? containerEnvs(release, spec.fingerprint)
@@ -117,8 +175,10 @@ export function containerArgs(spec: ContainerSpec): docker.ContainerArgs {
     ],
     restart: "unless-stopped",
     healthcheck,
+    ...hardening,
     labels: [
       { label: "touchdeploy.app", value: spec.appName },
+      { label: HARDENING_LABEL, value: shortHash(hardening) },
       { label: HEALTHCHECK_LABEL, value: shortHash(healthcheck) },
       { label: "touchdeploy.host", value: spec.hostName },
       { label: "touchdeploy.root", value: host.root },

@@ -114,6 +114,7 @@ export async function createCodeHosts(opts: {
       sysctls: opts.sysctls,
       // As the program declares it (the user setup reports: 10001 for a root deploy user).
       user: `${CONTAINER_UID}:${CONTAINER_UID}`,
+      hardened: true,
     });
     hosts.push({ label, root, container, fingerprint });
   }

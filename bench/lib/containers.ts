@@ -7,6 +7,7 @@
 import type Docker from "dockerode";
 import { CONTAINER_PORT, sweepStaleContainers } from "../../test/harness/app";
 import { demuxLogs, ensureDocker } from "../../test/harness/docker";
+import { defaultHardeningHostConfig } from "../../test/harness/hardening";
 
 export const BENCH_LABEL = "touchdeploy.bench.pid";
 
@@ -25,6 +26,11 @@ export interface BenchContainerOptions {
   unpublished?: boolean;
   /** The container's user, `UID:GID` (default: the image's). */
   user?: string;
+  /**
+   * Hardened as the program declares a host's container (components/containerArgs.ts, the
+   * config's default limits): read-only root, /tmp tmpfs, no capabilities, no-new-privileges.
+   */
+  hardened?: boolean;
   /** A user-defined Docker network to join instead of the default bridge, with aliases. */
   network?: { name: string; aliases?: string[] };
 }
@@ -80,6 +86,7 @@ export async function startBenchContainer(opts: BenchContainerOptions): Promise<
     Labels: { [BENCH_LABEL]: String(process.pid) },
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     HostConfig: {
+      ...(opts.hardened ? defaultHardeningHostConfig() : {}),
       Binds: opts.binds ?? [],
       ...(opts.unpublished
         ? {}

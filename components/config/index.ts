@@ -24,7 +24,7 @@ import { parseSource, SourceConfig } from "./source";
 export * from "./schema";
 export type { HostConfig } from "./hosts";
 export type { ImageConfig } from "./image";
-export type { ReleaseConfig, RolloutConfig } from "./release";
+export type { ContainerLimits, ReleaseConfig, RolloutConfig } from "./release";
 export type { DeployKeyConfig, SourceConfig } from "./source";
 
 /** The validated configuration of a stack, in the groups the components take whole. */

@@ -34,6 +34,16 @@ export interface ReleaseConfig {
   stateDirs: string[];
   /** Processes run next to uWSGI, restarted by each release (in config order). */
   processes: ProcessSpec[];
+  /** The container's resource limits (`touchdeploy:memory`, `touchdeploy:cpus`). */
+  limits: ContainerLimits;
+}
+
+/** The container's resource limits; undefined means "off" (no limit). */
+export interface ContainerLimits {
+  /** Memory (and memory + swap) in megabytes: the provider's unit. */
+  memoryMb: number | undefined;
+  /** CPUs, spelled as the Docker provider reads them back (components/containerLimits.ts). */
+  cpus: string | undefined;
 }
 
 /** Rollout order across hosts. */
@@ -111,6 +121,7 @@ export function parseRelease({ values: v, problem, encrypted }: SectionInput): R
     secretEnvNames: secretNames,
     stateDirs: v.stateDirs,
     processes: v.processes,
+    limits: { memoryMb: v.memory, cpus: v.cpus },
   };
 }
 

@@ -17,6 +17,7 @@ import {
   RULES,
 } from "../contract";
 import { IPV4_PATTERN } from "../hostSpec";
+import { cpusNano, dockerCpusText } from "../containerLimits";
 
 /** The Pulumi config namespace of this project. */
 export const NAMESPACE = "touchdeploy";
@@ -328,6 +329,36 @@ export const GITHUB_KNOWN_HOSTS = [
   "github.com ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
 ];
 
+/** Docker's smallest memory limit (6 MB: the daemon refuses less). */
+export const MIN_MEMORY_MB = 6;
+
+/** `touchdeploy:memory` in megabytes: "512m", "2g", "off" (undefined), or "invalid". */
+export function memoryMb(value: string): number | undefined | "invalid" {
+  if (value === "off") return undefined;
+  const m = /^([1-9][0-9]{0,6})([mg])$/i.exec(value);
+  if (!m) return "invalid";
+  const mb = Number(m[1]) * (m[2].toLowerCase() === "g" ? 1024 : 1);
+  return mb < MIN_MEMORY_MB || mb > 1_048_576 ? "invalid" : mb;
+}
+
+/**
+ * Why a `touchdeploy:cpus` value is refused, or undefined. The provider reads `cpus` back in its
+ * own spelling (see components/containerLimits.ts), and `cpus` forces replacement: a value is
+ * declared in that spelling, so it must denote the same amount.
+ */
+export function cpusProblem(value: string): string | undefined {
+  if (value === "off") return undefined;
+  const nano = cpusNano(value);
+  if (nano === undefined || nano <= 0n || nano > 1024n * 1_000_000_000n) {
+    return 'must be a number of CPUs from 0.01 to 1024 like "0.5" or "2", or "off"';
+  }
+  const read = dockerCpusText(nano);
+  if (cpusNano(read) !== nano) {
+    return `cannot be declared so that the Docker provider reads it back the same (it would read "${read}", which replaces the container on every deploy): use a value with fewer decimals`;
+  }
+  return undefined;
+}
+
 /** Default dependency files, relative to the app directory: what the runtime image installs. */
 export const DEFAULT_DEPENDENCY_FILES = ["requirements.txt", "Aptfile"];
 
@@ -613,6 +644,39 @@ export const CONFIG_KEYS = {
     declare: "integer",
     description:
       "Seconds a process gets to stop after TERM before it is killed, when processes restart.",
+  },
+  memory: {
+    schema: text((v) =>
+      memoryMb(v) === "invalid"
+        ? `${show(v)} must be a size in whole megabytes like "512m" or "2g" (at least ${MIN_MEMORY_MB}m, at most 1048576m), or "off"`
+        : undefined,
+    ).transform((v) => {
+      const mb = memoryMb(v);
+      return mb === "invalid" ? undefined : mb;
+    }),
+    default: "1g",
+    declare: "string",
+    description:
+      'Memory limit of each host\'s container, e.g. "512m" or "2g" (no swap beyond it: the kernel kills the app\'s process that goes over); "off" for none. A change replaces the container (a container deploy).',
+  },
+  cpus: {
+    schema: z
+      .unknown()
+      .transform((v) => (typeof v === "number" ? String(v) : v))
+      .pipe(
+        text((v) => {
+          const why = cpusProblem(v);
+          return why === undefined ? undefined : `${show(v)} ${why}`;
+        }),
+      )
+      .transform((v) => {
+        const nano = v === "off" ? undefined : cpusNano(v);
+        return nano === undefined ? undefined : dockerCpusText(nano);
+      }),
+    default: "1",
+    declare: "string",
+    description:
+      'CPUs each host\'s container may use, e.g. "0.5", "1" or "2" (at most the host\'s CPUs: Docker refuses more); "off" for no limit. A change replaces the container (a container deploy).',
   },
 } satisfies Record<string, KeySpec>;
 

@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import type Docker from "dockerode";
 import { CONTAINER_PORT, sweepStaleContainers } from "../harness/app";
 import { demuxLogs, ensureDocker } from "../harness/docker";
+import { defaultHardeningHostConfig } from "../harness/hardening";
 import { aptPackagesOf, ensureRuntimeImage, REPO_ROOT } from "../harness/images";
 import { e2eGate } from "../harness/prerequisites";
 import { makeScratchDir, removeTree, waitFor } from "../harness/process";
@@ -187,6 +188,8 @@ describe("examples/django-app on the runtime image", e2eGate(["docker", "deboots
       Labels: { [OWNER_LABEL]: String(process.pid) },
       ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
       HostConfig: {
+        // Hardened as the program declares it (components/containerArgs.ts).
+        ...defaultHardeningHostConfig(),
         Binds: [`${root}:/srv/app:ro`, `${state}:/srv/state`],
         PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
       },
@@ -340,7 +343,17 @@ describe("examples/django-app on the runtime image", e2eGate(["docker", "deboots
     );
     t.diagnostic(`reload: touch -> first 200 from the next release: ${Date.now() - touched} ms`);
 
-    const page = await request(`${baseUrl}/`);
+    // The runtime retires the previous generation only once the new one answered (the host
+    // script's health check waits for "retired", runtime/touchdeploy_generations.py): until
+    // then a request may still reach one of its workers (seen here under the 1-CPU limit).
+    const page = await waitFor(
+      `/ to be served by ${next.slice(0, 12)} alone`,
+      async () => {
+        const a = await request(`${baseUrl}/`);
+        return a.body.includes(`revision <code>${next.slice(0, 12)}</code>`) ? a : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
     assert.match(page.body, new RegExp(`revision <code>${next.slice(0, 12)}</code>`));
     assert.match(page.body, /1 of 1 jobs done/);
 

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import type Docker from "dockerode";
 import { demuxLogs, ensureDocker } from "./docker";
+import { defaultHardeningHostConfig } from "./hardening";
 import { isAlive, waitFor } from "./process";
 
 /** The port uWSGI listens on inside the container (TOUCHDEPLOY_PORT). */
@@ -97,7 +98,11 @@ export async function sweepStaleContainers(label: string = OWNER_LABEL): Promise
   return removed;
 }
 
-/** Creates and starts a runtime container for an app root; see AppContainerOptions. */
+/**
+ * Creates and starts a runtime container for an app root, hardened as the program declares it
+ * with the config's default limits (read-only root, /tmp tmpfs, no capabilities,
+ * no-new-privileges, nproc, memory, cpus); see AppContainerOptions.
+ */
 export async function startAppContainer(opts: AppContainerOptions): Promise<AppContainer> {
   const docker = await ensureDocker();
   await sweepStaleContainers();
@@ -116,6 +121,8 @@ export async function startAppContainer(opts: AppContainerOptions): Promise<AppC
     Labels: { [OWNER_LABEL]: String(process.pid) },
     ExposedPorts: { [`${CONTAINER_PORT}/tcp`]: {} },
     HostConfig: {
+      // Hardened as the program declares every container (components/containerArgs.ts).
+      ...defaultHardeningHostConfig(),
       Binds: [`${opts.root}:/srv/app:ro`, ...(opts.binds ?? [])],
       // HostPort "" lets Docker pick a free port; we read it back below.
       PortBindings: { [`${CONTAINER_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] },

@@ -42,6 +42,7 @@ import {
 } from "../support/pulumiProgram";
 import { ContainerInspect, containerOutputs } from "../support/providerModels";
 import { ensureDocker, followProgress } from "./docker";
+import { DeclaredHardening, HARDENING_INPUTS, hardeningHostConfig } from "./hardening";
 import { run, RunResult } from "./process";
 
 export { actionsOf, DeploymentError };
@@ -62,7 +63,7 @@ export function durationNs(value: string): number {
   return total;
 }
 
-interface DeclaredContainer {
+interface DeclaredContainer extends DeclaredHardening {
   name: string;
   image: string;
   user?: string;
@@ -103,6 +104,7 @@ const KNOWN_CONTAINER_INPUTS = new Set([
   "mustRun",
   "wait",
   "destroyGraceSeconds",
+  ...HARDENING_INPUTS,
 ]);
 
 /**
@@ -153,6 +155,7 @@ export function containerCreateOptions(
       RestartPolicy: { Name: c.restart ?? "no" },
       NetworkMode: c.networkMode ?? "bridge",
       LogConfig: c.logDriver ? { Type: c.logDriver, Config: c.logOpts ?? {} } : undefined,
+      ...hardeningHostConfig(c),
     },
   };
 }

@@ -15,6 +15,7 @@
  *   whatever 5.2.0 pins in that range has these rules. The bridge is
  *   pulumi-terraform-bridge v3.133.0 (pulumi-docker v5.1.0's provider/go.mod).
  */
+import { dockerCpusText } from "../../components/containerLimits";
 import { plain } from "./pulumiProgram";
 
 /** A value the engine does not know yet (an output of a resource being replaced). */
@@ -278,8 +279,21 @@ interface FieldRule {
   normalize?: (value: unknown) => unknown;
 }
 
+/** JSON with object keys sorted: `{hard, name, soft}` and `{name, soft, hard}` are one value. */
+const stableJson = (v: unknown): string =>
+  JSON.stringify(v, (_k, value: unknown) =>
+    value && typeof value === "object" && !Array.isArray(value)
+      ? Object.fromEntries(
+          Object.keys(value)
+            .sort()
+            .map((k) => [k, (value as Record<string, unknown>)[k]]),
+        )
+      : value,
+  );
+
+/** A TypeSet: element order does not matter, nor the order of an element's fields. */
 const bySortedJson = (v: unknown) =>
-  Array.isArray(v) ? (v as unknown[]).map((e) => JSON.stringify(e)).sort() : v;
+  Array.isArray(v) ? (v as unknown[]).map(stableJson).sort() : v;
 
 /**
  * The `docker_container` fields touchdeploy declares (internal/provider/
@@ -334,6 +348,27 @@ export const CONTAINER_FIELDS: Record<string, FieldRule> = {
   mustRun: { forceNew: false, default: true },
   wait: { forceNew: false, default: false },
   destroyGraceSeconds: { forceNew: false },
+  // The hardening (issue 14), same schema. ForceNew: read_only, capabilities (and its add/drop),
+  // security_opts (also Computed), ulimit, cpus. Not ForceNew: memory, memory_swap (Update's
+  // ContainerUpdate applies them) and tmpfs (Update ignores it). pids_limit: no such field.
+  readOnly: { forceNew: true, default: false },
+  capabilities: {
+    forceNew: true,
+    normalize: (v) =>
+      v && typeof v === "object" && !(v instanceof Unknown)
+        ? {
+            // Sets of strings: order does not matter, an empty set is no set.
+            adds: [...(((v as Record<string, unknown>).adds as string[]) ?? [])].sort(),
+            drops: [...(((v as Record<string, unknown>).drops as string[]) ?? [])].sort(),
+          }
+        : v,
+  },
+  securityOpts: { forceNew: true, computed: true, normalize: bySortedJson },
+  ulimits: { forceNew: true, normalize: bySortedJson },
+  cpus: { forceNew: true },
+  memory: { forceNew: false, default: 0 },
+  memorySwap: { forceNew: false, default: 0 },
+  tmpfs: { forceNew: false, default: {} },
 };
 
 /**
@@ -389,6 +424,17 @@ export interface ContainerInspect {
     RestartPolicy: { Name: string };
     LogConfig: { Type: string; Config: Record<string, string> };
     NetworkMode: string;
+    ReadonlyRootfs?: boolean;
+    Tmpfs?: Record<string, string> | null;
+    CapAdd?: string[] | null;
+    CapDrop?: string[] | null;
+    SecurityOpt?: string[] | null;
+    Ulimits?: { Name: string; Soft: number; Hard: number }[] | null;
+    /** Bytes. */
+    Memory?: number;
+    /** Bytes, or -1 (unlimited swap) / 0. */
+    MemorySwap?: number;
+    NanoCpus?: number;
   };
   NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[] | null> };
 }
@@ -462,6 +508,26 @@ export function containerOutputs(
     out.ports = ports;
   }
   if (!inspect.State.Running && mustRun) out.mustRun = false;
+  // The hardening (resourceDockerContainerRead at v4.5.0): read_only from ReadonlyRootfs;
+  // security_opts and tmpfs as the daemon stored them; capabilities only when CapAdd or CapDrop
+  // is not empty, as stored; ulimit only when declared; memory in MB (Memory/1024/1024);
+  // memory_swap in MB when > 0, else as is; cpus only when NanoCPUs > 0, in
+  // nanoInt64ToDecimalString's spelling (components/containerLimits.ts).
+  const hc2 = inspect.HostConfig;
+  out.readOnly = hc2.ReadonlyRootfs ?? false;
+  out.securityOpts = hc2.SecurityOpt ?? [];
+  out.tmpfs = hc2.Tmpfs ?? {};
+  if ((hc2.CapAdd ?? []).length > 0 || (hc2.CapDrop ?? []).length > 0) {
+    out.capabilities = { adds: hc2.CapAdd ?? [], drops: hc2.CapDrop ?? [] };
+  }
+  if (declared.ulimits !== undefined) {
+    out.ulimits = (hc2.Ulimits ?? []).map((u) => ({ name: u.Name, soft: u.Soft, hard: u.Hard }));
+  }
+  const mib = 1024 * 1024;
+  out.memory = Math.trunc((hc2.Memory ?? 0) / mib);
+  const swap = hc2.MemorySwap ?? 0;
+  out.memorySwap = swap > 0 ? Math.trunc(swap / mib) : swap;
+  if ((hc2.NanoCpus ?? 0) > 0) out.cpus = dockerCpusText(BigInt(hc2.NanoCpus ?? 0));
   return out;
 }
 

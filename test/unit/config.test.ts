@@ -56,6 +56,7 @@ describe("parseConfig defaults", () => {
         secretEnvNames: [],
         stateDirs: [],
         processes: [],
+        limits: { memoryMb: 1024, cpus: "1.0" },
       },
       rollout: { strategy: "parallel" },
     });
@@ -314,7 +315,7 @@ describe("parseConfig errors: each names the key and the bad value", () => {
       "typo in a key",
       { repoPath: ".", host: "[]" },
       [
-        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, releaseCommandTimeout, env, secretEnv, stateDirs, processes, processStopTimeout)",
+        "touchdeploy:host: unknown key (known keys: appName, github, repoPath, repoUrl, branch, commit, appDir, hosts, hostKeys, sshPrivateKey, root, port, bindAddress, image, baseImage, rollout, batchSize, healthPath, healthTimeout, keepReleases, reloadFile, dependencyFiles, deployKey, deployPrivateKey, gitKnownHosts, releaseCommand, releaseCommandOn, releaseCommandTimeout, env, secretEnv, stateDirs, processes, processStopTimeout, memory, cpus)",
       ],
     ],
     [

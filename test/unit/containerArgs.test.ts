@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { CONFIG_KEYS } from "../../components/config/schema";
 import { containerArgs, containerHealthcheck } from "../../components/containerArgs";
-import type { ReleaseConfig } from "../../components/config/release";
+import type { ContainerLimits, ReleaseConfig } from "../../components/config/release";
 import { releaseConfig } from "../support/releaseConfig";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -22,6 +22,7 @@ const spec = {
     reloadFile: ".reload",
     health: { path: "/healthz" },
     stateDirs: [] as string[],
+    limits: { memoryMb: 1024, cpus: "1.0" } as ContainerLimits,
   },
   image: "sha256:abc",
   fingerprint: "f".repeat(64),
@@ -43,6 +44,16 @@ describe("containerArgs", () => {
       startPeriod: "30s",
       retries: 3,
     };
+    const HARDENING = {
+      readOnly: true,
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+      capabilities: { drops: ["ALL"] },
+      securityOpts: ["no-new-privileges"],
+      ulimits: [{ name: "nproc", soft: 1024, hard: 1024 }],
+      memory: 1024,
+      memorySwap: 1024,
+      cpus: "1.0",
+    };
     assert.deepEqual(containerArgs(spec), {
       name: "shop-web1",
       image: "sha256:abc",
@@ -57,8 +68,21 @@ describe("containerArgs", () => {
       ports: [{ internal: 8000, external: 8080, ip: "0.0.0.0", protocol: "tcp" }],
       restart: "unless-stopped",
       healthcheck,
+      // Hardened (issue 14), with the default limits: 1g, 1 CPU.
+      readOnly: true,
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+      capabilities: { drops: ["ALL"] },
+      securityOpts: ["no-new-privileges"],
+      ulimits: [{ name: "nproc", soft: 1024, hard: 1024 }],
+      memory: 1024,
+      memorySwap: 1024,
+      cpus: "1.0",
       labels: [
         { label: "touchdeploy.app", value: "shop" },
+        {
+          label: "touchdeploy.hardening",
+          value: sha256sum(JSON.stringify(HARDENING)).slice(0, 16),
+        },
         {
           label: "touchdeploy.healthcheck",
           value: sha256sum(JSON.stringify(healthcheck)).slice(0, 16),

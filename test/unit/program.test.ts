@@ -198,6 +198,16 @@ describe("the dev stack (one local host)", () => {
       startPeriod: "30s",
       retries: 3,
     };
+    const HARDENING = {
+      readOnly: true,
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+      capabilities: { drops: ["ALL"] },
+      securityOpts: ["no-new-privileges"],
+      ulimits: [{ name: "nproc", soft: 1024, hard: 1024 }],
+      memory: 1024,
+      memorySwap: 1024,
+      cpus: "1.0",
+    };
     const container = containerInputs(run, "local");
     assert.deepEqual(container, {
       name: "hello-wsgi-local",
@@ -216,8 +226,21 @@ describe("the dev stack (one local host)", () => {
       ports: [{ internal: 8000, external: 8000, ip: "127.0.0.1", protocol: "tcp" }],
       restart: "unless-stopped",
       healthcheck,
+      // Hardened (issue 14), with the default limits: 1g, 1 CPU.
+      readOnly: true,
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+      capabilities: { drops: ["ALL"] },
+      securityOpts: ["no-new-privileges"],
+      ulimits: [{ name: "nproc", soft: 1024, hard: 1024 }],
+      memory: 1024,
+      memorySwap: 1024,
+      cpus: "1.0",
       labels: [
         { label: "touchdeploy.app", value: "hello-wsgi" },
+        {
+          label: "touchdeploy.hardening",
+          value: sha256sum(JSON.stringify(HARDENING)).slice(0, 16),
+        },
         {
           label: "touchdeploy.healthcheck",
           value: sha256sum(JSON.stringify(healthcheck)).slice(0, 16),
