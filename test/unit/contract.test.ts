@@ -22,13 +22,15 @@ import {
   UNMANAGED_FINGERPRINT,
 } from "../../components/contract";
 import { CONFIG_KEYS, KeySpec } from "../../components/config/schema";
+import { scriptOptions, scriptSubcommands } from "../support/hostTables";
 
 const ROOT = path.join(__dirname, "..", "..");
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
 const script = read("host/touchdeploy.sh");
+const options = scriptOptions(script);
+const subcommands = scriptSubcommands(script);
 /** Whether the script's OPTIONS table has this option. */
-const scriptHasOption = (name: string) =>
-  new RegExp(`^\\s*'${name} +\\|`, "m").test(/^OPTIONS=\(\n([\s\S]*?)^\)/m.exec(script)?.[1] ?? "");
+const scriptHasOption = (name: string) => options.some((o) => o.name === name);
 const runtimeFiles = fs.readdirSync(path.join(ROOT, "runtime")).map((f) => read(`runtime/${f}`));
 
 describe("the runtime image holds the contract's values", () => {
@@ -162,18 +164,18 @@ describe("the host script holds the contract's values", () => {
     assert.match(script, new RegExp(`^ +${kinds[2]}\\)$`, "m"));
     assert.ok(script.includes(`unknown kind $(show "$kind") (env, secret or process)`));
     assert.deepEqual(kinds, ["env", "secret", "process"]);
-    assert.match(
-      script,
-      new RegExp(
-        `^ +'process-stop-timeout +\\| SECONDS +\\| ${DEFAULT_PROCESS_STOP_TIMEOUT} +\\|`,
-        "m",
-      ),
+    assert.deepEqual(
+      options.find((o) => o.name === "process-stop-timeout"),
+      {
+        name: "process-stop-timeout",
+        value: "SECONDS",
+        default: String(DEFAULT_PROCESS_STOP_TIMEOUT),
+      },
     );
   });
 
   it("every config key passed to the host unchanged (hostOption) is an option of release with the schema's default", () => {
-    const releaseRow = /^\s*'release +\|[^|]*\|[^|]*\|([^|]*)\|/m.exec(script)?.[1] ?? "";
-    const releaseOptions = releaseRow.trim().split(/\s+/);
+    const releaseOptions = subcommands.find((c) => c.name === "release")?.options ?? [];
     const passed = (Object.entries(CONFIG_KEYS) as [string, KeySpec][]).filter(
       ([, spec]) => spec.hostOption !== undefined,
     );
@@ -181,25 +183,24 @@ describe("the host script holds the contract's values", () => {
     for (const [key, spec] of passed) {
       const option = spec.hostOption ?? "";
       assert.ok(releaseOptions.includes(option), `${key}: release has no --${option}`);
-      const row = new RegExp(`^\\s*'${option} +\\| [A-Z]+ +\\| ([^ |]*) +\\|`, "m").exec(script);
-      assert.equal(row?.[1], String(spec.default), `${key}: the script's default for --${option}`);
+      const row = options.find((o) => o.name === option);
+      assert.equal(
+        row?.default,
+        String(spec.default),
+        `${key}: the script's default for --${option}`,
+      );
     }
   });
 
   it("host/README.md's options table has every option of the script's OPTIONS table, with its default", () => {
-    const rows = [
-      ...(/^OPTIONS=\(\n([\s\S]*?)^\)/m.exec(script)?.[1] ?? "").matchAll(
-        /^\s*'([a-z-]+) *\|[^|]+\| *([^ |]*) *\|/gm,
-      ),
-    ].map((m) => ({ name: m[1], default: m[2] }));
-    assert.ok(rows.length >= 20, String(rows.length));
+    assert.ok(options.length >= 20, String(options.length));
     const readme = read("host/README.md");
     const documented = new Map<string, string>();
     for (const line of readme.split("\n").filter((l) => l.startsWith("| `--"))) {
       const [names, defaults] = line.split("|").slice(1, 3);
       for (const m of names.matchAll(/`--([a-z-]+)`/g)) documented.set(m[1], defaults.trim());
     }
-    for (const row of rows) {
+    for (const row of options) {
       const cell = documented.get(row.name);
       assert.ok(cell !== undefined, `host/README.md documents no --${row.name}`);
       if (row.default) {
@@ -211,7 +212,7 @@ describe("the host script holds the contract's values", () => {
       }
     }
     assert.deepEqual(
-      [...documented.keys()].filter((name) => !rows.some((r) => r.name === name)),
+      [...documented.keys()].filter((name) => !options.some((r) => r.name === name)),
       [],
     );
   });
@@ -251,10 +252,7 @@ describe("the host script holds the contract's values", () => {
   });
 
   it("every phase's subcommand is one the script knows, by the phase words (COORD.md vocabulary)", () => {
-    const rows = /^SUBCOMMANDS=\(([\s\S]*?)^\)$/m.exec(script)?.[1] ?? "";
-    const known = [...rows.matchAll(/^\s*'(\w+) *\| *(\w*) *\|/gm)]
-      .flatMap((m) => [m[1], m[2]])
-      .filter(Boolean);
+    const known = subcommands.flatMap((c) => [c.name, c.alias]).filter(Boolean);
     assert.deepEqual(
       Object.values(SUBCOMMANDS).filter((s) => !known.includes(s)),
       [],

@@ -18,6 +18,7 @@ import {
   setupOptions,
 } from "../../components/hostScript";
 import { CONFIG_KEYS, KeySpec } from "../../components/config/schema";
+import { scriptOptions } from "../support/hostTables";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
@@ -36,11 +37,7 @@ function checkWithStdin(stdin: string, ...args: string[]) {
 
 /** The options the host script knows: the names in its OPTIONS table. */
 const SCRIPT_OPTIONS = new Set(
-  [
-    ...(
-      /^OPTIONS=\(\n([\s\S]*?)^\)/m.exec(fs.readFileSync(HOST_SCRIPT_PATH, "utf8"))?.[1] ?? ""
-    ).matchAll(/^\s*'([a-z-]+)\s*\|/gm),
-  ].map((m) => m[1]),
+  scriptOptions(fs.readFileSync(HOST_SCRIPT_PATH, "utf8")).map((o) => o.name),
 );
 
 /** The options (`SUBCOMMAND --name value...`, always in pairs) the script does not know. */
